@@ -1,0 +1,70 @@
+"""Where ghostwrite keeps its data: models, corpora and (for bot/) the database.
+
+Everything lives under one data directory, `GHOSTWRITE_HOME`, by default the platform's user data
+directory (e.g. ~/.local/share/ghostwrite). Nothing is ever written into the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+
+def home() -> Path:
+    root = os.environ.get("GHOSTWRITE_HOME") or user_data_dir("ghostwrite", appauthor=False)
+    path = Path(root).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def models_dir() -> Path:
+    return home() / "models"
+
+
+def corpora_dir() -> Path:
+    return home() / "corpora"
+
+
+def runs_dir() -> Path:
+    return home() / "runs"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a reader sees either the old file or the whole new one:
+    a temporary file in the same folder, fsync, rename, then fsync of the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        dfd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
