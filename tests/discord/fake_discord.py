@@ -1,0 +1,378 @@
+"""A fake Discord (REST + gateway) on 127.0.0.1 for end-to-end tests of an unmodified discord.py client.
+
+Point a client at it with ``discord.http.Route.BASE = server.api_base`` and
+``discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(server.gateway_url)`` (ghostwrite's runner does
+this from ``GHOSTWRITE_DISCORD_API_BASE`` / ``GHOSTWRITE_DISCORD_GATEWAY``; ``server.env()`` gives both).
+
+Every REST request is recorded in ``server.calls`` as ``Call(method, path, payload, files)`` (path without the
+``/api/v10`` prefix, payload the JSON body or the multipart ``payload_json``). Like Discord it rejects message
+content over 2,000 characters with HTTP 400 and code 50035, and answers with ``Content-Type:
+application/json`` exactly (discord.py decodes nothing else). Tests inject gateway events with
+``send_interaction``, ``send_message`` and ``add_reaction`` (or ``dispatch`` for any event).
+
+Gateway frames are text JSON (discord.py only decompresses binary frames, so no zlib is needed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+import typing
+
+import aiohttp
+from aiohttp import web
+
+from interactions import (APP_ID, BOT_USER_ID, CHANNEL_ID, GUILD_ID, USER_ID, Call, attachment_payload,
+                          channel_payload, content_error, interaction_payload, member_payload, message_payload,
+                          now_iso, snowflake, user_payload)
+
+OWNER_ID = 900000000000000999
+TOKEN = "fake-token.for-tests.only"
+
+
+def role_payload(role_id: int, name: str, permissions: int, position: int = 0) -> dict:
+    return {"id": str(role_id), "name": name, "color": 0,
+            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+            "hoist": False, "position": position, "permissions": str(permissions), "managed": False,
+            "mentionable": False, "flags": 0, "icon": None, "unicode_emoji": None}
+
+
+def guild_payload(guild_id: int = GUILD_ID, channel_ids: typing.Sequence[int] = (CHANNEL_ID,),
+                  owner_id: int = OWNER_ID) -> dict:
+    everyone = 1 | 1024 | 2048 | 64 | 32768 | (1 << 31)  # invite, view, send, react, attach, app commands
+    return {
+        "id": str(guild_id), "name": "Fake Guild", "icon": None, "splash": None, "discovery_splash": None,
+        "owner_id": str(owner_id), "afk_channel_id": None, "afk_timeout": 300, "verification_level": 0,
+        "default_message_notifications": 0, "explicit_content_filter": 0,
+        "roles": [role_payload(guild_id, "@everyone", everyone)], "emojis": [], "stickers": [],
+        "features": [], "mfa_level": 0, "system_channel_id": None, "system_channel_flags": 0,
+        "rules_channel_id": None, "vanity_url_code": None, "description": None, "banner": None,
+        "premium_tier": 0, "preferred_locale": "en-US", "public_updates_channel_id": None, "nsfw_level": 0,
+        "premium_progress_bar_enabled": False, "member_count": 3, "large": False, "unavailable": False,
+        "joined_at": now_iso(), "threads": [], "voice_states": [], "presences": [], "stage_instances": [],
+        "guild_scheduled_events": [], "soundboard_sounds": [],
+        "channels": [channel_payload(cid, None, f"chan-{i}") for i, cid in enumerate(channel_ids)],
+        "members": [member_payload(BOT_USER_ID, "ghostwrite", bot=True)],
+    }
+
+
+def _json(data: typing.Any, status: int = 200) -> web.Response:
+    # Exactly "application/json": discord.py's json_or_text compares the header verbatim.
+    return web.Response(status=status, body=json.dumps(data).encode(), headers={"Content-Type": "application/json"})
+
+
+class FakeDiscord:
+    def __init__(self, *, guild_id: int = GUILD_ID, channel_ids: typing.Sequence[int] = (CHANNEL_ID,),
+                 content_limit: int = 2000):
+        self.guild_id = guild_id
+        self.channel_ids = list(channel_ids)
+        self.content_limit = content_limit
+        self.calls: list[Call] = []
+        self.files: dict[str, bytes] = {}          # "<message id>/<filename>" → bytes uploaded by the bot
+        self.messages: dict[str, dict] = {}         # message id → current payload
+        self.originals: dict[str, str] = {}         # interaction token → @original message id
+        self.commands: dict[str, list] = {}         # "global" | guild id → synced command list
+        self.token_channels: dict[str, str] = {}    # interaction token → channel id
+        self.identified = asyncio.Event()
+        self.gateway_closed = asyncio.Event()
+        self.identify_payload: dict | None = None
+        self._attachments: dict[str, bytes] = {}
+        self._ws: web.WebSocketResponse | None = None
+        self._seq = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> "FakeDiscord":
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/attachments/{aid}/{name}", self._attachment)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> "FakeDiscord":
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.base}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    def env(self) -> dict[str, str]:
+        return {"GHOSTWRITE_DISCORD_API_BASE": self.api_base, "GHOSTWRITE_DISCORD_GATEWAY": self.gateway_url}
+
+    # ------------------------------------------------------------------ gateway
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        self._ws = ws
+        self.gateway_closed.clear()
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None}))
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            frame = json.loads(msg.data)
+            op = frame.get("op")
+            if op == 1:
+                await ws.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
+            elif op == 2:
+                self.identify_payload = frame["d"]
+                await self._send_ready()
+                self.identified.set()
+            elif op == 6:  # RESUME: we keep no session; tell it to identify again
+                await ws.send_str(json.dumps({"op": 9, "d": False, "s": None, "t": None}))
+        self.gateway_closed.set()
+        return ws
+
+    async def _send_ready(self) -> None:
+        await self.dispatch("READY", {
+            "v": 10, "user": user_payload(BOT_USER_ID, "ghostwrite", bot=True) | {"verified": True, "mfa_enabled": False},
+            "guilds": [{"id": str(self.guild_id), "unavailable": True}], "session_id": "fake-session",
+            "resume_gateway_url": self.gateway_url, "application": {"id": str(APP_ID), "flags": 0},
+            "private_channels": [], "relationships": [], "shard": [0, 1],
+        })
+        await self.dispatch("GUILD_CREATE", guild_payload(self.guild_id, self.channel_ids))
+
+    async def dispatch(self, event: str, data: dict) -> None:
+        if self._ws is None or self._ws.closed:
+            raise RuntimeError("no gateway connection")
+        await self._ws.send_str(json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data}))
+
+    async def send_interaction(self, name: str, options: list[dict] | None = None, **kw) -> dict:
+        kw.setdefault("guild_id", self.guild_id)
+        kw.setdefault("channel_id", self.channel_ids[0])
+        return await self.send_raw_interaction(interaction_payload(name, options, **kw))
+
+    async def send_raw_interaction(self, payload: dict) -> dict:
+        self.token_channels[payload["token"]] = payload["channel_id"]
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return payload
+
+    async def send_message(self, content: str, *, user_id: int = USER_ID, user_name: str = "ann",
+                           channel_id: int | None = None, mentions: list[dict] | None = None,
+                           attachments: list[dict] | None = None) -> dict:
+        msg = message_payload(content, channel_id=channel_id or self.channel_ids[0], guild_id=self.guild_id,
+                              author=user_payload(user_id, user_name), mentions=mentions, attachments=attachments,
+                              member={k: v for k, v in member_payload(user_id, user_name).items() if k != "user"})
+        self.messages[msg["id"]] = msg
+        await self.dispatch("MESSAGE_CREATE", msg)
+        return msg
+
+    async def add_reaction(self, message_id: str | int, emoji: str, *, user_id: int = USER_ID,
+                           channel_id: int | None = None) -> None:
+        await self.dispatch("MESSAGE_REACTION_ADD", {
+            "user_id": str(user_id), "channel_id": str(channel_id or self.channel_ids[0]),
+            "message_id": str(message_id), "guild_id": str(self.guild_id),
+            "emoji": {"id": None, "name": emoji}, "type": 0, "burst": False, "burst_colors": [],
+            "member": member_payload(user_id, "ann"),
+        })
+
+    def add_attachment(self, filename: str, data: bytes) -> dict:
+        """Serve `data` at a URL on this server; returns the attachment payload to put in an interaction."""
+        aid = str(snowflake())
+        self._attachments[aid] = data
+        return attachment_payload(filename, len(data), attachment_id=int(aid),
+                                  url=f"{self.base}/attachments/{aid}/{filename}")
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        data = self._attachments.get(request.match_info["aid"])
+        if data is None:
+            return web.Response(status=404)
+        return web.Response(body=data, headers={"Content-Type": "text/plain"})
+
+    # ------------------------------------------------------------------ REST
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["tail"]
+        payload, files = None, {}
+        if request.content_type == "application/json":
+            payload = await request.json()
+        elif request.content_type.startswith("multipart/"):
+            form = await request.post()
+            for key, value in form.items():
+                if key == "payload_json":
+                    payload = json.loads(value)
+                elif hasattr(value, "file"):
+                    files[value.filename] = value.file.read()
+        self.calls.append(Call(request.method, path, payload, list(files)))
+        content = (payload or {}).get("content")
+        if content is None and isinstance((payload or {}).get("data"), dict):
+            content = payload["data"].get("content")
+        if content is not None and len(content) > self.content_limit:
+            return _json(content_error(self.content_limit), 400)
+        parts = path.strip("/").split("/")
+        try:
+            result = self._route(request.method, parts, payload or {}, files)
+        except KeyError:
+            result = None
+        if result is None:
+            return _json({"message": "404: Not Found", "code": 0}, 404)
+        if result == 204:
+            return web.Response(status=204)
+        return _json(result)
+
+    def _route(self, method: str, p: list[str], payload: dict, files: dict) -> typing.Any:
+        if p == ["users", "@me"]:
+            return user_payload(BOT_USER_ID, "ghostwrite", bot=True) | {"verified": True, "mfa_enabled": False}
+        if p == ["oauth2", "applications", "@me"]:
+            return {"id": str(APP_ID), "name": "ghostwrite", "description": "", "icon": None, "bot_public": True,
+                    "bot_require_code_grant": False, "owner": user_payload(OWNER_ID, "owner"),
+                    "verify_key": "0" * 64, "flags": 0, "team": None, "summary": ""}
+        if p[:1] == ["gateway"]:
+            return {"url": self.gateway_url, "shards": 1,
+                    "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0,
+                                            "max_concurrency": 1}}
+        if p[0] == "applications" and p[-1] == "commands" and method == "PUT":
+            scope = p[3] if len(p) == 5 else "global"
+            self.commands[scope] = payload if isinstance(payload, list) else []
+            return [dict(c, id=str(snowflake()), application_id=str(APP_ID), version="1") for c in self.commands[scope]]
+        if p[0] == "channels":
+            return self._channel_route(method, p, payload, files)
+        if p[0] == "interactions" and p[-1] == "callback":
+            return self._callback(p[2], payload, files)
+        if p[0] == "webhooks":
+            return self._webhook_route(method, p, payload, files)
+        return None
+
+    def _new_message(self, channel_id: str, payload: dict, files: dict, *, webhook: bool = False) -> dict:
+        attachments = [attachment_payload(name, len(data)) for name, data in files.items()]
+        msg = message_payload(payload.get("content") or "", channel_id=int(channel_id), guild_id=self.guild_id,
+                              components=payload.get("components"), embeds=payload.get("embeds"),
+                              flags=payload.get("flags", 0), attachments=attachments,
+                              webhook_id=APP_ID if webhook else None)
+        self.messages[msg["id"]] = msg
+        for name, data in files.items():
+            self.files[f"{msg['id']}/{name}"] = data
+        return msg
+
+    def _edit(self, message_id: str, payload: dict) -> dict | None:
+        msg = self.messages.get(message_id)
+        if msg is None:
+            return None
+        for key in ("content", "components", "embeds", "flags"):
+            if key in payload:
+                msg[key] = payload[key]
+        msg["edited_timestamp"] = now_iso()
+        return msg
+
+    def _channel_route(self, method, p, payload, files):
+        cid = p[1]
+        if len(p) == 2 and method == "GET":
+            return channel_payload(int(cid), self.guild_id)
+        if p[2] == "typing":
+            return 204
+        if p[2] == "messages":
+            if len(p) == 3 and method == "POST":
+                return self._new_message(cid, payload, files)
+            mid = p[3]
+            if len(p) == 4:
+                if method == "PATCH":
+                    return self._edit(mid, payload)
+                if method == "GET":
+                    return self.messages.get(mid)
+                if method == "DELETE":
+                    return 204 if self.messages.pop(mid, None) else None
+            if len(p) >= 6 and p[4] == "reactions":
+                return 204
+        return None
+
+    def _callback(self, interaction_token: str, payload: dict, files: dict) -> dict:
+        kind = payload.get("type")
+        data = payload.get("data") or {}
+        result = {"interaction": {"id": str(snowflake()), "type": 2, "response_message_loading": kind == 5,
+                                  "response_message_ephemeral": bool(data.get("flags", 0) & 64)}}
+        if kind in (4, 5):
+            msg = self._new_message(self.token_channels.get(interaction_token, str(CHANNEL_ID)),
+                                    data | ({"flags": 128} if kind == 5 else {}), files, webhook=True)
+            self.originals[interaction_token] = msg["id"]
+            result["interaction"]["response_message_id"] = msg["id"]
+            result["resource"] = {"type": kind, "message": msg}
+        return result
+
+    def _webhook_route(self, method, p, payload, files):
+        token = p[2]
+        if len(p) == 3 and method == "POST":
+            return self._new_message(self.token_channels.get(token, str(CHANNEL_ID)), payload, files, webhook=True)
+        if len(p) == 5 and p[3] == "messages":
+            mid = self.originals.get(token) if p[4] == "@original" else p[4]
+            if mid is None:
+                return None
+            if method == "PATCH":
+                msg = self._edit(mid, payload)
+                if msg is not None and p[4] == "@original":
+                    msg["flags"] = msg.get("flags", 0) & ~128
+                for name, data in files.items():
+                    self.files[f"{mid}/{name}"] = data
+                return msg
+            if method == "GET":
+                return self.messages.get(mid)
+            if method == "DELETE":
+                return 204
+        return None
+
+    # ------------------------------------------------------------------ assertions
+    async def wait_for_call(self, predicate: typing.Callable[[Call], bool], timeout: float = 15.0,
+                            start: int = 0) -> Call:
+        """The first recorded call from index `start` on that matches `predicate`, waiting up to `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for call in self.calls[start:]:
+                if predicate(call):
+                    return call
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no matching call within {timeout}s; calls: {self.trace(start)}")
+            await asyncio.sleep(0.02)
+
+    def trace(self, start: int = 0, end: int | None = None) -> list[str]:
+        out = []
+        for c in self.calls[start:end]:
+            extra = ""
+            if c.payload is not None:
+                body = c.payload.get("data", c.payload) if "type" in c.payload else c.payload
+                text = body.get("content") if isinstance(body, dict) else None
+                extra = f" type={c.payload['type']}" if "type" in c.payload else ""
+                if text is not None:
+                    extra += f" content[{len(text)}]={text[:40]!r}"
+            if c.files:
+                extra += f" files={c.files}"
+            out.append(f"{c.method} {c.path}{extra}")
+        return out
+
+
+@contextlib.asynccontextmanager
+async def pointed_at(server: FakeDiscord):
+    """Point in-process discord.py clients at `server` for the duration (restores the real URLs after)."""
+    import discord
+    import yarl
+
+    old_base, old_gw = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    discord.http.Route.BASE = server.api_base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(server.gateway_url)
+    try:
+        yield server
+    finally:
+        discord.http.Route.BASE = old_base
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gw
