@@ -19,6 +19,7 @@ import asyncio
 import dataclasses
 import itertools
 import json
+import time
 import typing
 
 import discord
@@ -156,10 +157,25 @@ class Call:
     path: str
     payload: dict | None
     files: list[str] = dataclasses.field(default_factory=list)
+    at: float = dataclasses.field(default_factory=time.monotonic)  # when it was made (monotonic clock)
 
     @property
     def content(self) -> str | None:
         return (self.payload or {}).get("content")
+
+    @property
+    def body(self) -> dict:
+        """The message part of the payload (an interaction callback nests it under "data")."""
+        p = self.payload or {}
+        return p["data"] if self.path.endswith("/callback") and isinstance(p.get("data"), dict) else p
+
+    @property
+    def text(self) -> str | None:
+        return self.body.get("content")
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.body.get("flags", 0) & 64)
 
     def kind(self) -> str:
         """'defer' | 'respond' | 'edit' | 'followup' | 'delete' | 'other' — the shape of the call."""
@@ -313,6 +329,10 @@ class Harness:
         payload = component_payload(custom_id, message, user_id=user_id, channel_id=channel_id)
         await self.dispatch(payload, wait=wait)
         return payload
+
+    def replies(self) -> list[Call]:
+        """Calls that carried message content (skips GETs of the original response etc.)."""
+        return [c for c in self.calls if c.text is not None]
 
     def last_message(self) -> dict | None:
         """The last message dict the adapter handed back (for pressing its buttons)."""

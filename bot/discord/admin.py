@@ -1,0 +1,266 @@
+"""Server administration: /settings (per guild and per channel) and /retrain (a new voice from an uploaded
+corpus, trained by `bot.jobs.JobRunner` in its own process; the service serves the new version as soon as it
+is registered, so nothing here restarts anything)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import typing
+
+import discord
+from discord import app_commands
+
+from bot.discord import render
+from bot.discord.compat import commands
+from bot.discord.replies import NO_MENTIONS, surface_for
+from generator.errors import GhostwriteError
+
+log = logging.getLogger("ghostwrite.discord")
+
+SettingKey = typing.Literal["model", "temperature", "top_k", "top_p", "repetition_penalty", "length", "unit",
+                            "mentions"]
+_NUMBERS = {"temperature": float, "top_p": float, "repetition_penalty": float, "top_k": int, "length": int}
+_FINISHED = ("complete", "completed", "done", "finished", "failed", "error", "cancelled", "canceled",
+             "interrupted")
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class NotAllowed(commands.CheckFailure):
+    pass
+
+
+async def _is_owner(bot, user) -> bool:
+    try:
+        return await bot.is_owner(user)
+    except Exception:  # no application info reachable: nobody is the owner
+        return False
+
+
+def admin_only(permission: str = "manage_guild"):
+    """Administrators (or members with `permission`) of the guild, or the bot owner."""
+
+    async def predicate(ctx: commands.Context) -> bool:
+        if ctx.guild is None:
+            raise commands.NoPrivateMessage("Use this in a server.")
+        perms = ctx.permissions
+        if perms.administrator or getattr(perms, permission, False) or await _is_owner(ctx.bot, ctx.author):
+            return True
+        who = "administrators" if permission == "administrator" else "members with Manage Server"
+        raise NotAllowed(f"Only {who} or the bot owner can do that.")
+
+    return commands.check(predicate)
+
+
+def parse_value(key: str, raw: str) -> typing.Any:
+    """A setting's value from text ('default'/'none' clears it)."""
+    raw = raw.strip()
+    if raw.lower() in ("default", "none", "reset", ""):
+        return None
+    if key == "mentions":
+        if raw.lower() in ("on", "yes", "true", "1", "enable", "enabled"):
+            return True
+        if raw.lower() in ("off", "no", "false", "0", "disable", "disabled"):
+            return False
+        raise GhostwriteError("mentions is on or off")
+    if key in _NUMBERS:
+        try:
+            return _NUMBERS[key](raw)
+        except ValueError:
+            raise GhostwriteError(f"{key} must be a number, not {raw!r}") from None
+    return raw
+
+
+def describe_settings(values: dict) -> str:
+    if not values:
+        return "defaults"
+    parts = []
+    for k, v in sorted(values.items()):
+        if k == "allowed_channels":
+            v = " ".join(f"<#{c}>" for c in v) or "all"
+        parts.append(f"{k}={v}")
+    return ", ".join(parts)
+
+
+class SettingsMixin:
+    @commands.hybrid_group(name="settings", invoke_without_command=True)
+    @app_commands.default_permissions(manage_guild=True)
+    @admin_only()
+    async def settings(self, ctx: commands.Context):
+        """Ghostwrite settings of this server and its channels (admins)."""
+        await self.settings_show.callback(self, ctx)
+
+    @settings.command(name="show")
+    @admin_only()
+    async def settings_show(self, ctx: commands.Context):
+        """Show this server's settings and the channel overrides."""
+        values = await self.io(self.store.all_settings, ctx.guild.id)
+        lines = [f"**Server:** {describe_settings(values.get('guild', {}))}"]
+        for channel_id, chan in sorted(values.get("channels", {}).items()):
+            lines.append(f"<#{channel_id}>: {describe_settings(chan)}")
+        await ctx.send(render.clip("\n".join(lines)), ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @settings.command(name="set")
+    @admin_only()
+    @app_commands.describe(key="What to set", value="The value ('default' clears it)",
+                           channel="Only for this channel (default: the whole server)")
+    async def settings_set(self, ctx: commands.Context, key: SettingKey, value: str,
+                           channel: discord.TextChannel | None = None):
+        """Set a default (model, sampling settings, mentions on/off) for the server or one channel."""
+        parsed = parse_value(key, value)
+        if parsed is not None and key == "model":
+            await self.io(self.svc.resolve, parsed)
+        elif parsed is not None and key != "mentions":
+            from bot.service import Request
+
+            await self.io(self.svc.validate, Request(prompt="", settings={key: parsed}))
+        scope, scope_id = ("channel", channel.id) if channel else ("guild", ctx.guild.id)
+        values = await self.io(self.store.set_setting, scope, scope_id, key, parsed, guild_id=ctx.guild.id)
+        self.forget_cached_settings()
+        where = channel.mention if channel else "this server"
+        await ctx.send(f"Settings for {where}: {describe_settings(values)}", ephemeral=True,
+                       allowed_mentions=NO_MENTIONS)
+
+    @settings.command(name="channel")
+    @admin_only()
+    @app_commands.describe(channel="The channel", allowed="Whether Ghostwrite may answer there")
+    async def settings_channel(self, ctx: commands.Context, channel: discord.TextChannel, allowed: bool):
+        """Allow or disallow a channel. Once any channel is allowed, only allowed channels are."""
+        current = await self.io(self.store.get_settings, ctx.guild.id, None)
+        chans = [str(c) for c in current.get("allowed_channels") or []]
+        chans = sorted(set(chans) | {str(channel.id)}) if allowed else [c for c in chans if c != str(channel.id)]
+        await self.io(self.store.set_setting, "guild", ctx.guild.id, "allowed_channels", chans or None)
+        self.forget_cached_settings()
+        shown = " ".join(f"<#{c}>" for c in chans) or "every channel"
+        await ctx.send(f"Ghostwrite answers in: {shown}", ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+
+def _get(obj: typing.Any, key: str, default=None):
+    if obj is None:
+        return default
+    if isinstance(obj, dict):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def describe_run(run: typing.Any) -> str:
+    status = _get(run, "status", "?")
+    model = _get(run, "model", "?")
+    progress = _get(run, "progress") or {}
+    parts = [f"Training **{render.escape(str(model))}** (run #{_get(run, 'id', '?')}): {status}"]
+    step, total = progress.get("step"), progress.get("total_steps") or progress.get("steps")
+    if step is not None:
+        parts.append(f"step {step}" + (f"/{total}" if total else ""))
+    loss = progress.get("train_loss", progress.get("loss"))
+    if loss is not None:
+        parts.append(f"loss {float(loss):.3f}")
+    val = progress.get("val_bpc", _get(run, "val_bpc"))
+    if val is not None:
+        parts.append(f"val bpc {float(val):.3f}")
+    if progress.get("elapsed_s") is not None:
+        parts.append(f"{int(progress['elapsed_s'])} s")
+    if status in ("complete", "completed", "done", "finished"):
+        version = _get(run, "new_version")
+        parts.append(f"now serving v{version}" if version else "done")
+    elif status in ("failed", "error", "cancelled", "canceled", "interrupted"):
+        err = _get(run, "error")
+        parts.append((render.clip(str(err), 300) + "; " if err else "") + "the previous version keeps serving")
+    return " · ".join(parts)
+
+
+class RetrainMixin:
+    def runner(self):
+        if self.job_runner is None:
+            from bot.jobs import JobRunner
+
+            self.job_runner = JobRunner(self.store)
+        return self.job_runner
+
+    @commands.hybrid_group(name="retrain", fallback="start")
+    @commands.guild_only()
+    @app_commands.default_permissions(administrator=True)
+    @admin_only("administrator")
+    @app_commands.describe(corpus="A UTF-8 text file", name="Model to train (default: this channel's model)",
+                           base="Fine-tune the current version (default) or train from scratch")
+    async def retrain(self, ctx: commands.Context, corpus: discord.Attachment, name: str | None = None,
+                      base: typing.Literal["current", "fresh"] = "current"):
+        """Train a model on an uploaded text file; the new version serves as soon as it is ready."""
+        limit = self.config.corpus_max_bytes
+        surface = surface_for(ctx)
+        if corpus.size > limit:
+            await surface.fail(f"That file is {corpus.size:,} bytes; the limit is {limit:,} bytes of UTF-8 text.")
+            return
+        if name is not None and not _MODEL_NAME.match(name):
+            await surface.fail("A model name is letters, digits, '.', '_' or '-' (up to 64).")
+            return
+        await surface.begin()
+        data = await corpus.read()
+        settings = await self.settings_for(ctx.guild.id, ctx.channel.id)
+        model = name or settings.get("model") or (await self.io(self.svc.resolve, None))[0]
+        path = await self.io(_save_corpus, data, limit, ctx.guild.id, corpus.filename)
+        run_id = await self.io(self.runner().submit, model, str(path), base=None if base == "current" else "fresh",
+                               max_time=self.config.retrain_max_time, requested_by=str(ctx.author.id))
+        message = await surface.send_page(0, f"Training **{render.escape(model)}** (run #{run_id}) is queued.", None)
+        self.spawn(self._watch_run(run_id, message, ctx.channel), name=f"ghostwrite-retrain-{run_id}")
+
+    async def _watch_run(self, run_id: int, message, channel) -> None:
+        """Edit one message with the job's progress until it ends (a new channel message if the
+        interaction token expires after 15 minutes)."""
+        shown, started = None, time.monotonic()
+        while True:
+            run = await self.io(self.runner().status, run_id)
+            text = describe_run(run)
+            if text != shown:
+                try:
+                    await message.edit(content=render.clip(text), allowed_mentions=NO_MENTIONS)
+                except discord.HTTPException as e:
+                    if time.monotonic() - started < 14 * 60 or channel is None:
+                        log.warning("could not update retrain progress: %s", e)
+                    else:
+                        message = await channel.send(render.clip(text), allowed_mentions=NO_MENTIONS)
+                shown = text
+            if _get(run, "status") in _FINISHED:
+                self.model_cache = await self.io(self.svc.models)
+                return
+            await asyncio.sleep(self.config.progress_interval)
+
+    @retrain.command(name="status")
+    async def retrain_status(self, ctx: commands.Context):
+        """Show the running (or last) training job."""
+        run = await self.io(self.runner().current)
+        if run is None:
+            runs = await self.io(self.store.list_training_runs, None, 1)
+            run = runs[0] if runs else None
+        text = describe_run(run) if run is not None else "No training job has run yet."
+        await ctx.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @retrain.command(name="cancel")
+    @admin_only("administrator")
+    async def retrain_cancel(self, ctx: commands.Context):
+        """Cancel the running training job (the current version keeps serving)."""
+        run = await self.io(self.runner().current)
+        if run is None:
+            await surface_for(ctx).fail("No training job is running.")
+            return
+        await self.io(self.runner().cancel, _get(run, "id"))
+        await ctx.send(f"Cancelling run #{_get(run, 'id')}; the current version keeps serving.", ephemeral=True)
+
+
+def _save_corpus(data: bytes, limit: int, guild_id: int, filename: str):
+    """Check an uploaded corpus (size, UTF-8, not empty) and keep it under the data directory."""
+    from generator.paths import atomic_write_bytes, home
+
+    if len(data) > limit:
+        raise GhostwriteError(f"That file is {len(data):,} bytes; the limit is {limit:,} bytes.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise GhostwriteError(f"That file is not UTF-8 text (bad byte at offset {e.start}).") from None
+    if "\x00" in text or not text.strip():
+        raise GhostwriteError("That file is empty or not plain text.")
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", filename.rsplit(".", 1)[0])[:40] or "corpus"
+    path = home() / "uploads" / "discord" / str(guild_id) / f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}.txt"
+    atomic_write_bytes(path, text.replace("\r\n", "\n").encode("utf-8"))
+    return path

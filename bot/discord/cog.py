@@ -1,0 +1,387 @@
+"""The Ghostwrite Cog: continuations on Discord.
+
+One Cog class (`Ghostwrite`) assembled from mixins: this module holds the lifecycle, the shared generation
+path (/continue, mentions, retry/continue buttons, story lines all go through `run_generation`) and
+feedback; `story.py`, `admin.py` (settings, retrain) and `info.py` (models, history, forget) add the rest.
+
+Being a guest in someone else's bot: no tree sync, no global error handlers (only `cog_command_error`), a
+single-worker executor of its own for blocking calls (store reads/writes, file handling), background tasks
+started in `cog_load` and cancelled in `cog_unload`, bots ignored. Generation itself runs on the service's
+threads (`svc.astream`), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+import re
+import time
+import typing
+
+import discord
+from discord import app_commands
+
+from bot.discord import render
+from bot.discord.admin import RetrainMixin, SettingsMixin
+from bot.discord.compat import RED, commands
+from bot.discord.config import DiscordConfig
+from bot.discord.info import InfoMixin
+from bot.discord.limits import Busy, GenerationGate, OnCooldown, UserCooldown
+from bot.discord.replies import InteractionSurface, MessageSurface, StreamingReply, Surface, surface_for
+from bot.discord.story import StoryMixin
+from bot.discord.views import GenerationButton, generation_view
+from generator.errors import GhostwriteError
+
+log = logging.getLogger("ghostwrite.discord")
+
+SAMPLING_KEYS = ("temperature", "top_k", "top_p", "repetition_penalty", "length", "unit")
+FEEDBACK = {"👍": 1, "👎": -1}
+_SKIN_TONES = re.compile("[\U0001F3FB-\U0001F3FF]")
+Units = typing.Literal["chars", "words", "sentences", "paragraphs", "tokens"]
+
+
+class Refused(Exception):
+    """A request turned down before it started (cooldown, busy, shutting down); the text is for the user."""
+
+
+def feedback_value(emoji: str) -> int | None:
+    return FEEDBACK.get(_SKIN_TONES.sub("", emoji).replace("\ufe0f", ""))
+
+
+class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Cog, name="Ghostwrite"):
+    """Continue any text in the voice of a trained author."""
+
+    def __init__(self, bot: commands.Bot, service: typing.Any = None, config: DiscordConfig | None = None,
+                 job_runner: typing.Any = None):
+        self.bot = bot
+        self.config = config or DiscordConfig.from_env()
+        self.svc = service
+        self._own_service = service is None
+        self.job_runner = job_runner
+        self.cooldown = UserCooldown(self.config.cooldown_rate, self.config.cooldown_per)
+        self.gate = GenerationGate(self.config.max_concurrent, self.config.max_queue,
+                                   queue_timeout=self.config.queue_timeout)
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._inflight: set[asyncio.Task] = set()
+        self._background: set[asyncio.Task] = set()
+        self._settings_cache: dict[tuple, tuple[float, dict]] = {}
+        self.model_cache: list[dict] = []
+        self.closing = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def cog_load(self) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghostwrite-discord")
+        if self.svc is None:
+            from bot.service import ContinuationService
+
+            self.svc = await self.io(ContinuationService)
+        self.bot.add_dynamic_items(GenerationButton)
+        self.spawn(self._refresh_models(), name="ghostwrite-models-refresh")
+        log.info("ghostwrite extension loaded")
+
+    async def cog_unload(self) -> None:
+        """Stop taking requests, let running generations finish (up to `shutdown_grace` s), then cancel the
+        rest (the service stores them as interrupted) and the background tasks."""
+        self.closing = True
+        self.bot.remove_dynamic_items(GenerationButton)
+        if self._inflight:
+            log.info("waiting up to %.0f s for %d generation(s)", self.config.shutdown_grace, len(self._inflight))
+            _, pending = await asyncio.wait(set(self._inflight), timeout=self.config.shutdown_grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=10)
+        for task in set(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=5)
+        if self._executor is not None:
+            if self._own_service and self.svc is not None and hasattr(self.svc, "close"):
+                await self.io(self.svc.close)
+            await self.io(lambda: None)  # single worker, FIFO: every queued store write is done now
+            self._executor.shutdown(wait=False)
+            self._executor = None
+        log.info("ghostwrite extension unloaded")
+
+    def spawn(self, coro: typing.Coroutine, *, name: str) -> asyncio.Task:
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def io(self, fn: typing.Callable, *args, **kwargs) -> typing.Any:
+        """Run a blocking call (store, files) on the Cog's own single worker thread."""
+        if self._executor is None:
+            raise Refused("Ghostwrite is shutting down.")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    @property
+    def store(self):
+        return self.svc.store
+
+    async def _refresh_models(self) -> None:
+        while True:
+            try:
+                self.model_cache = await self.io(self.svc.models)
+            except Exception:
+                log.warning("could not list models", exc_info=True)
+            await asyncio.sleep(self.config.models_refresh)
+
+    # ------------------------------------------------------------------ settings
+    async def settings_for(self, guild_id: int | None, channel_id: int | None) -> dict:
+        key = (guild_id, channel_id)
+        hit = self._settings_cache.get(key)
+        if hit and time.monotonic() - hit[0] < 30:
+            return hit[1]
+        values = await self.io(self.store.get_settings, guild_id, channel_id) if guild_id else {}
+        self._settings_cache[key] = (time.monotonic(), values)
+        return values
+
+    def forget_cached_settings(self) -> None:
+        self._settings_cache.clear()
+
+    @staticmethod
+    def channel_allowed(settings: dict, channel_id: int | None) -> bool:
+        allowed = settings.get("allowed_channels") or []
+        return not allowed or str(channel_id) in {str(c) for c in allowed}
+
+    # ------------------------------------------------------------------ the generation path
+    def admit(self, user_id: int):
+        """Instant checks before anything is sent: shutting down, per-user cooldown, capacity."""
+        if self.closing:
+            raise Refused("Ghostwrite is restarting; try again in a minute.")
+        try:
+            self.cooldown.hit(user_id)
+        except OnCooldown as e:
+            raise Refused(f"Slow down: try again in {max(1, round(e.retry_after))} s.") from None
+        try:
+            return self.gate.admit()
+        except Busy as e:
+            self.cooldown.reset(user_id)
+            raise Refused(f"I'm busy, try again in {e.retry_after} s.") from None
+
+    async def run_generation(self, surface: Surface, user: discord.abc.User, guild_id: int | None,
+                             channel_id: int | None, prompt: str, *, model: str | None = None,
+                             overrides: dict | None = None, parent_id: int | None = None,
+                             shown: str | None = None, check_channel: bool = True) -> typing.Any:
+        """Admit, acknowledge, stream a continuation of `prompt` to `surface`; returns the service Result (or
+        None when refused or failed: the user has been told why)."""
+        try:
+            ticket = self.admit(user.id)
+        except Refused as e:
+            await surface.fail(str(e))
+            return None
+        task = asyncio.create_task(self._generate(surface, ticket, user, guild_id, channel_id, prompt, model,
+                                                  overrides or {}, parent_id, shown), name="ghostwrite-generation")
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return await task
+
+    async def _generate(self, surface, ticket, user, guild_id, channel_id, prompt, model, overrides,
+                        parent_id, shown):
+        from bot.service import Request
+
+        try:
+            await surface.begin()
+            settings = await self.settings_for(guild_id, channel_id)
+            if guild_id and not self.channel_allowed(settings, channel_id):
+                raise Refused("Ghostwrite is not enabled in this channel.")
+            if not prompt.strip():
+                raise Refused("Give me some text to continue.")
+            sampling = {k: settings[k] for k in SAMPLING_KEYS if settings.get(k) is not None}
+            sampling.update({k: v for k, v in overrides.items() if v is not None})
+            req = Request(prompt=prompt, model=model or settings.get("model"), settings=sampling,
+                          source="discord", user_id=str(user.id), user_name=str(user),
+                          guild_id=str(guild_id) if guild_id else None,
+                          channel_id=str(channel_id) if channel_id else None, parent_id=parent_id)
+            await self.io(self._check, req)
+            async with ticket:
+                return await self._stream(surface, req, prompt if shown is None else shown)
+        except (Refused, GhostwriteError) as e:
+            await surface.fail(str(e))
+        except Busy as e:
+            await surface.fail(f"I'm busy, try again in {e.retry_after} s.")
+        except discord.HTTPException as e:
+            log.warning("Discord refused a reply: %s", e)
+        finally:
+            ticket.cancel()
+        return None
+
+    def _check(self, req) -> None:
+        """Fail fast with the service's one-line error (bad settings, prompt too long, unknown model)."""
+        self.svc.validate(req)
+        self.svc.resolve(req.model)
+
+    async def _stream(self, surface: Surface, req, shown: str):
+        reply = StreamingReply(surface, shown, interval=self.config.edit_interval)
+        astream = self.svc.astream(req)
+        reply.start()
+        try:
+            async for piece in astream:
+                reply.feed(piece)
+        except asyncio.CancelledError:
+            await asyncio.wait_for(self._finish_interrupted(reply, astream), 10)
+            raise
+        except GhostwriteError as e:
+            await reply.stop()
+            if not reply.messages:
+                raise  # nothing shown yet: the user gets the one-line error
+            log.info("generation failed part-way: %s", e)
+        except BaseException:
+            await reply.stop()
+            raise
+        result = astream.result
+        if result is None or (result.status == "error" and not reply.text):
+            await reply.stop()
+            if result is not None:
+                log.warning("generation %s failed: %s", result.generation_id, result.error)
+            await surface.fail("The generation failed; the details are in the bot's log.")
+            return result
+        if result.status == "error":
+            log.warning("generation %s failed part-way: %s", result.generation_id, result.error)
+        await reply.finish(self.footer(result), generation_view(result.generation_id))
+        if reply.last_message_id is not None:
+            await self.io(self.store.set_message_id, result.generation_id, reply.last_message_id)
+        return result
+
+    async def _finish_interrupted(self, reply: StreamingReply, astream) -> None:
+        try:
+            await astream.aclose()
+        except Exception:
+            log.debug("closing an interrupted stream", exc_info=True)
+        result = getattr(astream, "result", None)
+        try:
+            if result is not None:
+                await reply.finish(self.footer(result))
+                if reply.last_message_id is not None:
+                    await self.io(self.store.set_message_id, result.generation_id, reply.last_message_id)
+            else:
+                await reply.stop()
+        except Exception:
+            log.debug("could not show an interrupted reply", exc_info=True)
+
+    @staticmethod
+    def footer(result) -> str:
+        return render.footer(result.model, result.version, result.settings or {}, status=result.status,
+                             generation_id=result.generation_id)
+
+    # ------------------------------------------------------------------ /continue
+    @commands.hybrid_command(name="continue", aliases=["cont"])
+    @app_commands.describe(prompt="The text to continue", model="Model name or name@vN",
+                           length="How much to write", unit="What length counts",
+                           temperature="Higher is wilder (0.05–3)")
+    async def continue_(self, ctx: commands.Context, *, prompt: str, model: str | None = None,
+                        length: commands.Range[int, 1, 5000] = None, unit: Units | None = None,
+                        temperature: commands.Range[float, 0.05, 3.0] = None):
+        """Continue your text in the voice of a model."""
+        overrides = {"length": length, "unit": unit, "temperature": temperature}
+        await self.run_generation(surface_for(ctx), ctx.author, ctx.guild.id if ctx.guild else None,
+                                  ctx.channel.id, prompt, model=model, overrides=overrides)
+
+    @continue_.autocomplete("model")
+    async def _model_autocomplete(self, interaction: discord.Interaction, current: str):
+        names = [c.get("name", "") for c in self.model_cache]
+        return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()][:25]
+
+    # ------------------------------------------------------------------ buttons
+    async def on_generation_button(self, interaction: discord.Interaction, action: str, generation_id: int):
+        surface = InteractionSurface(interaction)
+        try:
+            gen = await self.io(self.store.get, generation_id)
+        except Refused as e:
+            await surface.fail(str(e))
+            return
+        if gen is None:
+            await surface.fail("That continuation is no longer stored.")
+            return
+        settings = {k: v for k, v in (gen.params or {}).items() if k in SAMPLING_KEYS}
+        limit = int(getattr(self.svc, "max_prompt_chars", 2000) or 2000)
+        if action == "retry":
+            prompt, shown = gen.prompt, gen.prompt
+        else:
+            prompt = (gen.prompt + gen.output)[-limit:]
+            shown = prompt
+        await self.run_generation(surface, interaction.user, interaction.guild_id, interaction.channel_id,
+                                  prompt, model=gen.model, overrides=settings, parent_id=gen.id, shown=shown)
+
+    # ------------------------------------------------------------------ mentions
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or self.closing or self.bot.user is None:
+            return
+        if self.bot.user.id not in message.raw_mentions:  # an explicit @mention, not a reply ping
+            return
+        if RED and message.guild and await self.bot.cog_disabled_in_guild(self, message.guild):  # pragma: no cover
+            return
+        ctx = await self.bot.get_context(message)
+        if ctx.valid:  # a command that happens to use a mention prefix
+            return
+        text = re.sub(rf"<@!?{self.bot.user.id}>", "", message.content).strip()
+        if not text:
+            return
+        guild_id = message.guild.id if message.guild else None
+        try:
+            settings = await self.settings_for(guild_id, message.channel.id)
+        except Refused:
+            return
+        if settings.get("mentions") is False or (guild_id and not self.channel_allowed(settings, message.channel.id)):
+            return
+        await self.run_generation(MessageSurface(message), message.author, guild_id, message.channel.id, text)
+
+    # ------------------------------------------------------------------ feedback
+    @commands.Cog.listener()
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        await self._vote(payload, add=True)
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
+        await self._vote(payload, add=False)
+
+    async def _vote(self, payload: discord.RawReactionActionEvent, *, add: bool) -> None:
+        value = feedback_value(str(payload.emoji))
+        me = self.bot.user
+        if value is None or (me is not None and payload.user_id == me.id) or self._executor is None:
+            return
+        if payload.member is not None and payload.member.bot:
+            return
+        try:
+            gen = await self.io(self.store.find_by_message, payload.message_id)
+            if gen is None:
+                return
+            emoji = "👍" if value > 0 else "👎"
+            if add:
+                await self.io(self.store.add_feedback, gen.id, payload.user_id, value, emoji)
+            else:
+                await self.io(self.store.remove_feedback, gen.id, payload.user_id, emoji)
+        except Exception:
+            log.exception("could not record a reaction on message %s", payload.message_id)
+
+    # ------------------------------------------------------------------ errors (this Cog's commands only)
+    async def cog_command_error(self, ctx: commands.Context, error: Exception) -> None:
+        original = error
+        while isinstance(original, (commands.CommandInvokeError, commands.HybridCommandError,
+                                    app_commands.CommandInvokeError)) and original.__cause__ is not None:
+            original = original.__cause__
+        original = getattr(original, "original", original)
+        if isinstance(original, (Refused, GhostwriteError)):
+            text = str(original)
+        elif isinstance(original, commands.CheckFailure):
+            text = str(original) or "You can't use that here."
+        elif isinstance(original, commands.UserInputError):
+            text = f"{original} Usage: `{ctx.clean_prefix}{ctx.command.qualified_name} {ctx.command.signature}`"
+        elif isinstance(original, (commands.CommandOnCooldown, commands.MaxConcurrencyReached)):
+            text = str(original)
+        else:
+            log.error("error in %s", ctx.command and ctx.command.qualified_name, exc_info=original)
+            text = "Something went wrong; the details are in the bot's log."
+        try:
+            await surface_for(ctx).fail(text)
+        except discord.HTTPException:
+            log.warning("could not report an error to the user", exc_info=True)
+
+    # ------------------------------------------------------------------ Red: data deletion requests
+    async def red_delete_data_for_user(self, *, requester: str, user_id: int) -> None:
+        await self.io(self.store.forget_user, user_id)
