@@ -1,0 +1,272 @@
+"""The continuation service: the one object every frontend (CLI, REPL, Discord) calls.
+
+It resolves a model by name (each request takes the newest registered version, so a retrained model
+serves the next request without a restart), runs the generation off the caller's thread or event loop,
+streams text pieces back, and records every request in the store — complete, interrupted (with what
+had been produced) or failed. A generation that cannot be stored is kept in a spool file and written
+later, and the result says so; nothing is dropped silently. See docs/contracts.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+import generator
+from generator import registry
+from generator.errors import GhostwriteError
+from generator.paths import home
+from generator.sampling import SamplingSettings, check_prompt
+
+log = logging.getLogger("ghostwrite.service")
+
+
+@dataclass
+class Request:
+    prompt: str
+    model: str | None = None  # "name", "name@v3", or None for the default model
+    settings: dict = field(default_factory=dict)
+    source: str = "cli"
+    user_id: str | None = None
+    user_name: str | None = None
+    guild_id: str | None = None
+    channel_id: str | None = None
+    parent_id: int | None = None
+
+
+@dataclass
+class Result:
+    generation_id: int | None
+    text: str
+    status: str  # complete | interrupted | error
+    error: str | None
+    model: str
+    version: int
+    tokens_in: int
+    tokens_out: int
+    latency_ms: int
+    settings: dict
+    store_error: str | None = None  # set when the row could not be written yet (it is spooled)
+
+
+class ContinuationService:
+    def __init__(self, store=None, default_model: str | None = None, workers: int = 4, device: str = "cpu"):
+        self._store = store
+        self.default_model = default_model or os.environ.get("GHOSTWRITE_MODEL") or None
+        self.device = device
+        self.max_prompt_chars = generator.sampling.MAX_PROMPT_CHARS
+        self._models: dict[tuple[str, int], object] = {}
+        self._load_lock = threading.Lock()
+        self._store_lock = threading.Lock()
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ghostwrite-gen")
+
+    # ---- models -------------------------------------------------------------------------------------
+    @property
+    def store(self):
+        with self._store_lock:
+            if self._store is None:
+                from bot.store import Store
+
+                self._store = Store()
+            return self._store
+
+    def models(self) -> list[dict]:
+        return registry.list_models()
+
+    def resolve(self, spec: str | None) -> tuple[str, int]:
+        spec = spec or self.default_model
+        if not spec:
+            cards = registry.list_models()
+            if not cards:
+                raise GhostwriteError("no models yet: train one with `ghostwrite train CORPUS`")
+            spec = max(cards, key=lambda c: c.get("created", ""))["name"]
+        return registry.resolve(spec)
+
+    def model(self, spec: str | None):
+        """The loaded model for `spec` (newest version unless pinned), loaded once and shared."""
+        name, version = self.resolve(spec)
+        key = (name, version)
+        with self._load_lock:
+            lm = self._models.get(key)
+            if lm is None:
+                lm = generator.load(f"{name}@v{version}", device=self.device)
+                for old in [k for k in self._models if k[0] == name and k[1] < version]:
+                    del self._models[old]  # requests still using it keep their own reference
+                self._models[key] = lm
+            return lm
+
+    def card(self, spec: str | None) -> dict:
+        return registry.read_card(*self.resolve(spec))
+
+    def validate(self, request: Request) -> SamplingSettings:
+        check_prompt(request.prompt)
+        return SamplingSettings.from_dict(request.settings)
+
+    # ---- running ------------------------------------------------------------------------------------
+    def stream(self, request: Request, cancel: threading.Event | None = None) -> "Stream":
+        return Stream(self, request, cancel or threading.Event())
+
+    def run(self, request: Request, cancel: threading.Event | None = None) -> Result:
+        s = self.stream(request, cancel)
+        for _ in s:
+            pass
+        return s.result
+
+    def astream(self, request: Request) -> "AsyncStream":
+        return AsyncStream(self, request)
+
+    async def arun(self, request: Request) -> Result:
+        s = self.astream(request)
+        async for _ in s:
+            pass
+        return s.result
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=False)
+
+    # ---- storing ------------------------------------------------------------------------------------
+    def _spool_path(self):
+        return home() / "unsaved-generations.jsonl"
+
+    def _record(self, fields: dict) -> tuple[int | None, str | None]:
+        """Write one finished generation; on failure spool it to disk and say why."""
+        try:
+            self.flush_spool()
+            return self.store.record_generation(**fields), None
+        except GhostwriteError as e:
+            with open(self._spool_path(), "a", encoding="utf-8") as f:
+                f.write(json.dumps(fields, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            log.warning("generation not stored (%s); kept in %s", e, self._spool_path())
+            return None, f"{e} (kept in {self._spool_path().name}; it will be stored when the database works)"
+
+    def flush_spool(self) -> int:
+        path = self._spool_path()
+        if not path.exists():
+            return 0
+        lines = path.read_text(encoding="utf-8").splitlines()
+        done = 0
+        for line in lines:
+            self.store.record_generation(**json.loads(line))
+            done += 1
+        os.unlink(path)
+        return done
+
+
+class Stream:
+    """A blocking stream of text pieces; `.result` once it has ended (or been closed)."""
+
+    def __init__(self, svc: ContinuationService, request: Request, cancel: threading.Event):
+        self.svc, self.request, self.cancel = svc, request, cancel
+        self.result: Result | None = None
+        self._t0 = time.monotonic()
+        self.settings = svc.validate(request)
+        self.lm = svc.model(request.model)
+        self._gen = self._run()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        return next(self._gen)
+
+    def close(self) -> None:
+        self.cancel.set()
+        self._gen.close()
+
+    def _run(self):
+        lm, req = self.lm, self.request
+        gen = lm.generate(req.prompt, self.settings)
+        status, error, text = "complete", None, []
+        try:
+            for piece in gen:
+                text.append(piece)
+                yield piece
+                if self.cancel.is_set():
+                    status = "interrupted"
+                    break
+        except GeneratorExit:
+            status = "interrupted"
+        except GhostwriteError as e:
+            status, error = "error", str(e)
+        except Exception as e:  # a bug must not lose the request: store it as an error, then re-raise
+            status, error = "error", f"{type(e).__name__}: {e}"
+            log.exception("generation failed")
+        finally:
+            gen.close()
+            self._finish("".join(text), status, error, gen)
+
+    def _finish(self, text: str, status: str, error: str | None, gen) -> None:
+        req, lm = self.request, self.lm
+        settings = {**self.settings.to_dict(), "seed": gen.seed}
+        latency = int((time.monotonic() - self._t0) * 1000)
+        fields = dict(model=lm.name, model_version=lm.version, prompt=req.prompt, output=text, status=status,
+                      error=error, source=req.source, params=settings, user_id=req.user_id, user_name=req.user_name,
+                      guild_id=req.guild_id, channel_id=req.channel_id, tokens_in=gen.tokens_in,
+                      tokens_out=gen.tokens_out, latency_ms=latency, parent_id=req.parent_id)
+        gid, store_error = self.svc._record(fields)
+        self.result = Result(gid, text, status, error, lm.name, lm.version, gen.tokens_in, gen.tokens_out,
+                             latency, settings, store_error)
+
+
+_DONE = object()
+
+
+class AsyncStream:
+    """`async for piece in svc.astream(req)`: the model and the store run on the service's worker
+    threads; pieces cross to the event loop with call_soon_threadsafe. Cancelling the consumer (or
+    `aclose()`) stops the generation, which is then stored as interrupted."""
+
+    def __init__(self, svc: ContinuationService, request: Request):
+        self.svc, self.request = svc, request
+        self.cancel = threading.Event()
+        self.result: Result | None = None
+        self._queue: asyncio.Queue | None = None
+        self._future = None
+
+    def _work(self, loop, queue) -> Result:
+        def put(item):
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        try:
+            stream = self.svc.stream(self.request, self.cancel)
+        except BaseException as e:
+            put(e)
+            raise
+        try:
+            for piece in stream:
+                put(piece)
+        finally:
+            put(_DONE)
+        return stream.result
+
+    def __aiter__(self):
+        return self._iterate()
+
+    async def _iterate(self):
+        loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        self._future = asyncio.wrap_future(self.svc.executor.submit(self._work, loop, self._queue))
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.cancel.set()
+            self.result = await asyncio.shield(self._future) if not self._future.done() else self._future.result()
+
+    async def aclose(self) -> None:
+        self.cancel.set()
+        if self._future is not None:
+            self.result = await asyncio.shield(self._future)

@@ -1,0 +1,187 @@
+"""`ghostwrite corpus|train|eval|models`: the generator's commands (the main CLI in bot/cli.py adds
+the ones that go through the continuation service). Torch is imported inside the commands, so help
+and the other subcommands start fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import GhostwriteError
+
+console = Console()
+err = Console(stderr=True)
+
+models_app = typer.Typer(help="List, inspect and remove trained models.", no_args_is_help=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def train_command(
+    corpus: str = typer.Argument(..., help="A registered corpus name, or a path to a text file."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model name (default: the corpus name)."),
+    tokenizer: str = typer.Option("char", "--tokenizer", help="char | word | sp"),
+    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Vocabulary cap for word/sp."),
+    sp_type: str = typer.Option("unigram", "--sp-type", help="unigram | bpe (SentencePiece)."),
+    preset: str = typer.Option("auto", "--preset", help="auto (sized to the budget) | tiny | small | medium | large"),
+    hidden_size: Optional[int] = typer.Option(None, "--hidden-size"),
+    emb_size: Optional[int] = typer.Option(None, "--emb-size"),
+    num_layers: Optional[int] = typer.Option(None, "--layers"),
+    dropout: Optional[float] = typer.Option(None, "--dropout"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len"),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    max_time: Optional[float] = typer.Option(None, "--max-time", help="Wall-clock budget in seconds."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Validate every N steps."),
+    patience: int = typer.Option(5, "--patience", help="Stop after N validations without improvement."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Last fraction of characters held out."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
+    seed: int = typer.Option(1337, "--seed"),
+    base: Optional[str] = typer.Option(None, "--from", help="Fine-tune this model on the corpus (new version)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of this model."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
+    json_out: bool = typer.Option(False, "--json", help="Print the model card as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+):
+    """Train an LSTM model on a corpus and register it as a new version."""
+    from .trainer import TrainConfig, train
+
+    if max_time is not None and max_time <= 0:
+        fail("--max-time must be positive")
+    if max_steps is not None and max_steps <= 0:
+        fail("--max-steps must be positive")
+    if tokenizer not in ("char", "word", "sp"):
+        fail(f"--tokenizer must be char, word or sp, got {tokenizer!r}")
+    cfg = TrainConfig(corpus=corpus, name=name, tokenizer=tokenizer, vocab_size=vocab_size, sp_type=sp_type,
+                      preset=preset, hidden_size=hidden_size, emb_size=emb_size, num_layers=num_layers,
+                      dropout=dropout, batch_size=batch_size, seq_len=seq_len, lr=lr, max_time=max_time,
+                      max_steps=max_steps, eval_every=eval_every, patience=patience, val_fraction=val_fraction,
+                      device=device, threads=threads, seed=seed, base=base, resume=resume,
+                      checkpoint_every=checkpoint_every)
+    show = not quiet and not json_out and sys.stderr.isatty()
+    if show:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                      TimeRemainingColumn(), console=err, transient=False) as bar:
+            task = bar.add_task(f"training {name or corpus}", total=None, info="")
+
+            def on_progress(p):
+                vb = f" val {p['val_bpc']:.3f} bpc" if p.get("val_bpc") else ""
+                loss = f"loss {p['loss']:.3f}" if p.get("loss") else ""
+                bar.update(task, completed=p["step"], total=p.get("total_steps"),
+                           info=f"step {p['step']} {loss}{vb} {p['tokens_per_s']:,.0f} tok/s")
+
+            card = train(cfg, on_progress)
+    else:
+        card = train(cfg)
+    if json_out:
+        print(json.dumps(card, ensure_ascii=False))
+    else:
+        console.print(
+            f"[green]registered[/] {card['name']}@v{card['version']}: {card['parameters']:,} parameters, "
+            f"{card['steps']} steps in {card['training_seconds']:.0f}s on {card['device']}, "
+            f"validation {card['val_bpc']:.3f} bits/char ({card['val_nats_per_char']:.3f} nats/char)"
+        )
+
+
+def eval_command(
+    model: str = typer.Argument(..., help="NAME or NAME@vN"),
+    text: Optional[Path] = typer.Option(None, "--text", help="Score this text file."),
+    corpus: Optional[str] = typer.Option(None, "--corpus", help="Score this registered corpus."),
+    streams: int = typer.Option(1, "--streams", help="Score in N parallel contiguous streams (faster; 1 = exact)."),
+    device: str = typer.Option("cpu", "--device"),
+    json_out: bool = typer.Option(False, "--json"),
+):
+    """Score a text (default: the model's own validation split) in bits per character."""
+    from .device import configure_cpu, pick
+    from .evaluate import chars_scored, report, score_tokens
+    from .inference import load
+    from .runs import eval_text_for
+
+    if streams < 1:
+        fail("--streams must be at least 1")
+    dev = pick(device)
+    if dev.type == "cpu":
+        configure_cpu()
+    lm = load(model, device=str(dev), quantize=False)
+    body, label = eval_text_for(lm, text, corpus)
+    import numpy as np
+
+    tokens = np.asarray(lm.tokenizer.encode(body), dtype=np.int64)
+    if len(tokens) < 2:
+        fail("text too short to score (needs at least two tokens)")
+    nats, n = score_tokens(lm.model, tokens, streams=streams, seq_len=256, device=dev)
+    figures = report(nats, n, chars_scored(len(body), len(tokens), n))
+    figures.update(model=lm.spec, text=label, streams=streams)
+    if json_out:
+        print(json.dumps(figures))
+        return
+    console.print(f"{lm.spec} on {label}: [bold]{figures['bits_per_char']:.4f} bits/char[/] "
+                  f"({figures['nats_per_char']:.4f} nats/char), per-token perplexity {figures['perplexity']:.2f}, "
+                  f"{figures['chars']:,} chars, {figures['tokens']:,} tokens")
+
+
+@models_app.command("list")
+def models_list(json_out: bool = typer.Option(False, "--json"), all_versions: bool = typer.Option(False, "--all")):
+    """Registered models (newest version of each; --all for every version)."""
+    from .registry import list_models
+
+    cards = list_models(all_versions=all_versions)
+    if json_out:
+        print(json.dumps(cards, ensure_ascii=False))
+        return
+    if not cards:
+        console.print("no models yet: `ghostwrite train CORPUS` makes one")
+        return
+    t = Table("model", "tokenizer", "size", "params", "val bits/char", "corpus", "created")
+    for c in cards:
+        m = c["model"]
+        t.add_row(f"{c['name']}@v{c['version']}", f"{c['tokenizer']['kind']} ({c['tokenizer']['vocab_size']:,})",
+                  f"{m['num_layers']}×{m['hidden_size']}", f"{c['parameters']:,}", f"{c['val_bpc']:.3f}",
+                  c["corpus"], c["created"][:16])
+    console.print(t)
+
+
+@models_app.command("show")
+def models_show(model: str = typer.Argument(..., help="NAME or NAME@vN")):
+    """A model's card as JSON."""
+    from .registry import read_card, resolve
+
+    print(json.dumps(read_card(*resolve(model)), indent=2, ensure_ascii=False))
+
+
+@models_app.command("rm")
+def models_rm(model: str = typer.Argument(..., help="NAME (every version) or NAME@vN"),
+              yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")):
+    """Remove a model version, or every version of a model."""
+    from .registry import parse_spec, remove, resolve
+
+    name, version = parse_spec(model)
+    resolve(model)
+    what = f"{name}@v{version}" if version else f"every version of {name}"
+    if not yes and sys.stdin.isatty() and not typer.confirm(f"remove {what}?"):
+        raise typer.Exit(1)
+    removed = remove(name, version)
+    console.print(f"removed {name} " + ", ".join(f"v{v}" for v in removed))
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the generator's commands on the main `ghostwrite` app."""
+    from .corpus_cli import app as corpus_app
+
+    app.add_typer(corpus_app, name="corpus", help="Register, fetch and inspect corpora.")
+    app.command("train")(train_command)
+    app.command("eval")(eval_command)
+    app.add_typer(models_app, name="models")

@@ -1,0 +1,330 @@
+"""Training: truncated BPTT over contiguous streams, AdamW with warm-up and cosine decay, clipping,
+periodic validation, early stopping, atomic checkpoints with exact resume, and a budget in seconds.
+
+`train(cfg)` is the whole job. A run lives in `<home>/runs/NAME/` (token files, checkpoints, curve,
+progress) until it finishes and its best weights are published to the registry as a new version.
+With `max_time`, the first few seconds measure the step time and fix the number of steps, so the
+learning-rate schedule is a pure function of the step and a resumed run follows it exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import checkpoint, runs
+from .autosize import plan as auto_plan
+from .device import configure_cpu, pick
+from .errors import GhostwriteError
+from .evaluate import chars_scored, report, score_tokens
+from .model import PRESETS, LSTMLanguageModel, ModelConfig, detach_hidden
+
+
+@dataclass
+class TrainConfig:
+    corpus: str
+    name: str | None = None
+    tokenizer: str = "char"
+    vocab_size: int | None = None
+    sp_type: str = "unigram"
+    preset: str = "auto"
+    emb_size: int | None = None
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    dropout: float | None = None
+    batch_size: int | None = None
+    seq_len: int | None = None
+    lr: float | None = None
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    max_time: float | None = None
+    max_steps: int | None = None
+    eval_every: int | None = None
+    patience: int = 5
+    val_fraction: float = 0.1
+    device: str = "auto"
+    threads: int | None = None
+    seed: int = 1337
+    base: str | None = None  # --from MODEL: fine-tune it, keeping its tokenizer
+    resume: bool = False
+    checkpoint_every: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, on_progress: Callable[[dict], None] | None = None):
+        self.cfg = cfg
+        self.on_progress = on_progress or (lambda p: None)
+        self.t_start = time.monotonic()
+
+    # ---- set-up -------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg = self.cfg
+        self.device = pick(cfg.device)
+        if self.device.type == "cpu":
+            configure_cpu(cfg.threads)
+        else:
+            torch.backends.cudnn.benchmark = True
+        self.amp = torch.bfloat16 if self.device.type == "cuda" else None
+        self.run = runs.prepare(cfg)  # corpus → split → tokenizer → token files (or the resumed run)
+        self.meta = self.run.meta
+        ck = self.run.dir / "last.pt"
+        if cfg.resume and ck.exists():
+            state, saved = checkpoint.load(ck, map_location=self.device)
+            self.meta = saved
+            self._build(ModelConfig.from_dict(saved["model"]), saved["train"])
+            self._restore(state, saved)
+        else:
+            if cfg.resume:
+                raise GhostwriteError(f"nothing to resume for {self.meta['name']!r}: no checkpoint in {self.run.dir}")
+            self._build(*self._choose_sizes())
+            self.step, self.best, self.bad_evals, self.elapsed_before = 0, math.inf, 0, 0.0
+            self.hidden = None
+            self.curve = {"train": [], "val": []}
+            torch.manual_seed(cfg.seed)
+            if self.run.base_state is not None:
+                self.model.load_state_dict(self.run.base_state)
+
+    def _choose_sizes(self) -> tuple[ModelConfig, dict]:
+        cfg, meta = self.cfg, self.meta
+        vocab = meta["tokenizer"]["vocab_size"]
+        if meta.get("base_model"):  # fine-tuning keeps the base model's shape
+            mc = ModelConfig.from_dict(meta["base_model_config"])
+            p = auto_plan(None, self.run.train_tokens, vocab, self.device)
+            tr = dict(batch_size=p.batch_size, seq_len=p.seq_len, lr=p.lr * 0.5)
+        else:
+            if cfg.preset not in ("auto", *PRESETS):
+                raise GhostwriteError(f"unknown preset {cfg.preset!r} (presets: auto, {', '.join(PRESETS)})")
+            fixed = cfg.preset != "auto" or cfg.max_time is None
+            p = auto_plan(None if fixed else cfg.max_time, self.run.train_tokens, vocab, self.device)
+            sizes = {**p.model_dict(), **PRESETS.get(cfg.preset, {})}
+            for k in ("emb_size", "hidden_size", "num_layers", "dropout"):
+                if getattr(cfg, k) is not None:
+                    sizes[k] = getattr(cfg, k)
+            if cfg.hidden_size is not None and cfg.emb_size is None:
+                sizes["emb_size"] = cfg.hidden_size
+            mc = ModelConfig(vocab_size=vocab, **sizes)
+            tr = dict(batch_size=p.batch_size, seq_len=p.seq_len, lr=p.lr)
+        for k in ("batch_size", "seq_len", "lr"):
+            if getattr(cfg, k) is not None:
+                tr[k] = getattr(cfg, k)
+        return mc, tr
+
+    def _build(self, mc: ModelConfig, tr: dict) -> None:
+        from .data import StreamBatcher, read_tokens
+
+        self.tr = tr
+        self.model = LSTMLanguageModel(mc).to(self.device)
+        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
+        no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=tr["lr"], betas=(0.9, 0.99), fused=self.device.type == "cuda",
+        )
+        vocab = mc.vocab_size
+        self.train_tokens = read_tokens(self.run.dir / "train.bin", vocab)
+        self.val_tokens = read_tokens(self.run.dir / "val.bin", vocab)
+        self.batches = StreamBatcher(self.train_tokens, tr["batch_size"], tr["seq_len"])
+        self.meta["model"] = mc.to_dict()
+        self.meta["train"] = tr
+
+    def _restore(self, state: dict, saved: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng_cpu"])
+        if self.device.type == "cuda" and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"].cpu())
+        self.hidden = (state["h"], state["c"]) if "h" in state else None
+        s = saved["progress"]
+        self.step, self.best, self.bad_evals = s["step"], s["best"], s["bad_evals"]
+        self.elapsed_before = s["elapsed"]
+        self.curve = saved.get("curve", {"train": [], "val": []})
+
+    # ---- schedule -----------------------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        base, total = self.tr["lr"], self.meta["schedule"].get("total_steps")
+        warm = self.meta["schedule"]["warmup_steps"]
+        if step < warm:
+            return base * (step + 1) / warm
+        if not total:
+            return base
+        frac = min(1.0, (step - warm) / max(1, total - warm))
+        return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    def _fix_schedule(self, step_time: float | None) -> None:
+        """Set total steps from --max-steps or, with --max-time, from the measured step time."""
+        cfg, sched = self.cfg, self.meta.setdefault("schedule", {})
+        if sched.get("total_steps"):
+            return
+        total = cfg.max_steps
+        if cfg.max_time is not None and step_time:
+            left = self.deadline - time.monotonic()
+            by_time = self.step + int(left / step_time)
+            total = min(total, by_time) if total else by_time
+        sched["total_steps"] = max(total or 0, self.step + 1) if total else None
+        n = sched["total_steps"] or 2000
+        sched["warmup_steps"] = max(1, min(sched.get("warmup_steps", 10**9), n // 20, 200))
+        sched["eval_every"] = cfg.eval_every or max(1, n // 12)
+
+    # ---- the loop -----------------------------------------------------------------------------------
+    def fit(self) -> dict:
+        cfg = self.cfg
+        self.setup()
+        budget = cfg.max_time - self.elapsed_before if cfg.max_time is not None else None
+        # keep time for the final validation pass and publishing
+        self.reserve = 0.0
+        self.deadline = time.monotonic() + budget if budget is not None else math.inf
+        sched = self.meta.setdefault("schedule", {})
+        if not sched.get("total_steps"):
+            sched["warmup_steps"] = 20 if cfg.max_steps is None else max(1, min(200, cfg.max_steps // 20))
+            if cfg.max_time is None:
+                self._fix_schedule(None)
+        self.model.train()
+        t_last_ck = time.monotonic()
+        t_calib, steps_calib = None, 0
+        tokens_per_step = self.tr["batch_size"] * self.tr["seq_len"]
+        loss_avg = None
+        t_seg = time.monotonic()
+        while True:
+            total = sched.get("total_steps")
+            if total and self.step >= total:
+                break
+            if time.monotonic() >= self.deadline - self.reserve:
+                break
+            lr = self.lr_at(self.step)
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+            x, y = self.batches.get(self.step)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            if self.step % len(self.batches) == 0:
+                self.hidden = None  # a new pass over the streams starts from a fresh state
+            with torch.autocast(device_type=self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                _, hidden, loss = self.model(x, self.hidden, y)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.opt.step()
+            self.hidden = detach_hidden(hidden)
+            self.step += 1
+            lv = loss.item()
+            loss_avg = lv if loss_avg is None else 0.9 * loss_avg + 0.1 * lv
+            now = time.monotonic()
+            if t_calib is None and self.step >= 2:
+                t_calib, steps_calib = now, self.step
+            elif t_calib is not None and not sched.get("total_steps") and (now - t_calib > 3 or self.step - steps_calib >= 30):
+                step_time = (now - t_calib) / (self.step - steps_calib)
+                self.reserve = self._final_eval_estimate(step_time)
+                self.deadline -= self.reserve
+                self.reserve = 0.0
+                self._fix_schedule(step_time)
+            if self.step % 10 == 0 or self.step == 1:
+                self.curve["train"].append([self.step, round(lv, 5)])
+            ev = sched.get("eval_every")
+            if ev and self.step % ev == 0:
+                self._validate(quick=True)
+                if self.bad_evals >= cfg.patience:
+                    break
+            ck_every = cfg.checkpoint_every
+            if (ck_every and self.step % ck_every == 0) or (not ck_every and now - t_last_ck > 30):
+                self._save("last.pt")
+                t_last_ck = now
+            if now - t_seg > 1.0 or self.step == total:
+                tps = tokens_per_step * self.step / max(1e-9, now - self.t_start + self.elapsed_before)
+                self._progress(loss_avg, tps)
+                t_seg = now
+        return self._finish()
+
+    def _final_eval_estimate(self, step_time: float) -> float:
+        val_tokens = len(self.val_tokens)
+        if self.device.type == "cpu":
+            val_tokens += 2 * min(32_768, val_tokens)  # the int8 check scores a slice twice
+        tokens_per_s_train = self.tr["batch_size"] * self.tr["seq_len"] / step_time
+        # a forward pass costs about a third of a training step; streams make it batch-efficient
+        return 2.0 + val_tokens / (3.0 * tokens_per_s_train) * 1.5
+
+    def _validate(self, quick: bool) -> float:
+        toks = self.val_tokens
+        limit = 32_768 if quick else None  # a fixed slice: cheap enough to run a dozen times
+        if limit and len(toks) > limit:
+            toks = toks[:limit]
+        nats, n = score_tokens(self.model, toks, streams=min(32, self.tr["batch_size"]),
+                               seq_len=self.tr["seq_len"], device=self.device, autocast_dtype=self.amp)
+        bpc = report(nats, n, chars_scored(self.run.val_text_len, len(self.val_tokens), n))["bits_per_char"]
+        self.last_val_step = self.step
+        self.curve["val"].append([self.step, round(bpc * math.log(2), 5)])
+        if bpc < self.best - 1e-4:
+            self.best, self.bad_evals = bpc, 0
+            self._save("best.pt")
+        else:
+            self.bad_evals += 1
+        self.last_val_bpc = bpc
+        return bpc
+
+    def _state(self) -> dict:
+        state = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                 "rng_cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state()
+        if self.hidden is not None:
+            state["h"], state["c"] = self.hidden
+        return state
+
+    def _save(self, fname: str) -> None:
+        elapsed = self.elapsed_before + time.monotonic() - self.t_start
+        self.meta["progress"] = {"step": self.step, "best": self.best, "bad_evals": self.bad_evals,
+                                 "elapsed": elapsed}
+        self.meta["curve"] = self.curve
+        checkpoint.save(self.run.dir / fname, self._state(), self.meta)
+
+    def _progress(self, loss: float | None, tps: float) -> None:
+        total = self.meta.get("schedule", {}).get("total_steps")
+        elapsed = self.elapsed_before + time.monotonic() - self.t_start
+        p = {"step": self.step, "total_steps": total, "loss": loss, "val_bpc": getattr(self, "last_val_bpc", None),
+             "tokens_per_s": tps, "elapsed": elapsed,
+             "eta": (elapsed / max(self.step, 1)) * (total - self.step) if total else None}
+        runs.write_progress(self.run.dir, p)
+        self.on_progress(p)
+
+    def _finish(self) -> dict:
+        self._save("last.pt")
+        if getattr(self, "last_val_step", None) != self.step:
+            self._validate(quick=True)
+        state, _ = checkpoint.load(self.run.dir / "best.pt", map_location=self.device)
+        self.model.load_state_dict(state["model"])
+        streams = 1 if len(self.val_tokens) < 20_000 else 32
+        nats, n = score_tokens(self.model, self.val_tokens, streams=streams, seq_len=self.tr["seq_len"],
+                               device=self.device, autocast_dtype=self.amp)
+        figures = report(nats, n, chars_scored(self.run.val_text_len, len(self.val_tokens), n))
+        figures["eval_streams"] = streams
+        if self.device.type == "cpu":
+            self.meta["int8_ok"], figures["int8_delta_bpc"] = self._int8_check()
+        elapsed = self.elapsed_before + time.monotonic() - self.t_start
+        card = runs.publish(self, figures, elapsed)
+        self._progress(None, 0.0)
+        return card
+
+
+    def _int8_check(self) -> tuple[bool, float]:
+        """int8 dynamic quantization serves on the CPU only if it stays within 0.02 bits/char of fp32
+        on (a slice of) the validation split."""
+        from .inference import quantize_int8
+
+        toks = self.val_tokens[:32_768]
+        n_chars = lambda n: chars_scored(self.run.val_text_len, len(self.val_tokens), n)
+        fp_nats, n = score_tokens(self.model, toks, streams=16, seq_len=self.tr["seq_len"])
+        q_nats, _ = score_tokens(quantize_int8(self.model.eval()), toks, streams=16, seq_len=self.tr["seq_len"])
+        delta = report(q_nats, n, n_chars(n))["bits_per_char"] - report(fp_nats, n, n_chars(n))["bits_per_char"]
+        return bool(abs(delta) <= 0.02), round(delta, 5)
+
+
+def train(cfg: TrainConfig, on_progress=None) -> dict:
+    """Run a training job to the end and return the new version's model card."""
+    return Trainer(cfg, on_progress).fit()

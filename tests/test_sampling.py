@@ -1,0 +1,124 @@
+"""Sampling controls and stop rules, on a tiny trained model and on plain text."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import generator
+from generator.errors import GhostwriteError
+from generator.sampling import MAX_PROMPT_CHARS, SamplingSettings, StopRule
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_model):
+    return generator.load("tiny", quantize=False)
+
+
+def test_greedy_is_deterministic(lm):
+    s = {"temperature": 0, "length": 80}
+    assert lm.complete("KING:\n", s) == lm.complete("KING:\n", s)
+
+
+def test_top_k_1_equals_greedy(lm):
+    greedy = lm.complete("QUEEN:\n", {"temperature": 0, "length": 60})
+    top1 = lm.complete("QUEEN:\n", {"temperature": 1.3, "top_k": 1, "length": 60, "seed": 5})
+    assert top1 == greedy
+
+
+def test_seed_reproducible_and_seeds_differ(lm):
+    a = lm.complete("The ", {"seed": 42, "length": 120, "temperature": 1.0})
+    b = lm.complete("The ", {"seed": 42, "length": 120, "temperature": 1.0})
+    c = lm.complete("The ", {"seed": 43, "length": 120, "temperature": 1.0})
+    assert a == b
+    assert a != c
+
+
+def test_top_p_tiny_is_greedy(lm):
+    # with top_p close to 0 only the most likely token survives
+    greedy = lm.complete("ROMEO:\n", {"temperature": 0, "length": 50})
+    assert lm.complete("ROMEO:\n", {"top_p": 1e-6, "length": 50, "seed": 3}) == greedy
+
+
+def test_repetition_penalty_changes_output(lm):
+    plain = lm.complete("the the the ", {"temperature": 0, "length": 80})
+    penalised = lm.complete("the the the ", {"temperature": 0, "length": 80, "repetition_penalty": 3.0})
+    assert plain != penalised
+
+
+@pytest.mark.parametrize("unit,length", [("chars", 37), ("tokens", 25)])
+def test_exact_char_and_token_lengths(lm, unit, length):
+    g = lm.generate("KING:\n", {"unit": unit, "length": length, "seed": 1})
+    text = "".join(g)
+    if unit == "chars":
+        assert len(text) == length
+    else:
+        assert g.tokens_out == length  # char model: one token per character
+        assert len(text) == length
+
+
+def test_words_unit_counts_words(lm):
+    text = lm.complete("KING:\n", {"unit": "words", "length": 7, "seed": 2})
+    assert len(text.split()) == 7
+    assert not text[-1].isspace()
+
+
+def test_unseen_characters_and_emoji_prompt_work(lm):
+    out = lm.complete("Ωmega 🙂 数 — ", {"length": 20, "seed": 1})
+    assert len(out) == 20
+
+
+def test_empty_prompt_works(lm):
+    assert len(lm.complete("", {"length": 10, "seed": 1})) == 10
+
+
+def test_streaming_pieces_join_to_text(lm):
+    g = lm.generate("KING:\n", {"length": 50, "seed": 9})
+    pieces = list(g)
+    assert len(pieces) > 1 and "".join(pieces) == g.text
+
+
+def test_closing_a_generation_stops_it(lm):
+    g = lm.generate("KING:\n", {"length": 5000, "seed": 9})
+    first = [next(g) for _ in range(5)]
+    g.close()
+    assert g.tokens_out == 5 and "".join(first) == g.text
+    with pytest.raises(StopIteration):
+        next(g)
+
+
+@pytest.mark.parametrize("bad", [
+    {"temperature": -0.1}, {"temperature": math.nan}, {"temperature": "hot"}, {"top_p": 0}, {"top_p": 1.5},
+    {"top_k": -1}, {"length": 0}, {"length": -5}, {"length": 10**9}, {"unit": "pages"},
+    {"repetition_penalty": 0}, {"seed": -1}, {"bogus": 1},
+])
+def test_bad_settings_are_one_line_errors(bad):
+    with pytest.raises(GhostwriteError) as e:
+        SamplingSettings.from_dict(bad)
+    assert "\n" not in str(e.value) and len(str(e.value)) < 200
+
+
+def test_prompt_limit(lm):
+    with pytest.raises(GhostwriteError, match=f"limit is {MAX_PROMPT_CHARS:,}"):
+        lm.generate("x" * (MAX_PROMPT_CHARS + 1))
+
+
+def feed_all(rule: StopRule, text: str):
+    for i in range(1, len(text) + 1):  # one character at a time, as a stream would arrive
+        cut = rule.feed(text[:i])
+        if cut is not None:
+            return text[:cut]
+    return None
+
+
+def test_stop_rule_sentences_english_and_chinese():
+    assert feed_all(StopRule("sentences", 2), 'He said "Go." Then he left! And more. ') == 'He said "Go." Then he left!'
+    assert feed_all(StopRule("sentences", 2), "悟空道：“师父！”八戒笑了。沙僧不语。") == "悟空道：“师父！”八戒笑了。"
+    assert feed_all(StopRule("sentences", 1), "No end yet") is None
+
+
+def test_stop_rule_words_and_paragraphs():
+    assert feed_all(StopRule("words", 3), " one, two  three four") == " one, two  three"
+    assert feed_all(StopRule("words", 3), "孙悟空来了") == "孙悟空"
+    assert feed_all(StopRule("paragraphs", 2), "A b.\nc d.\n\nE f.\n\n\nG") == "A b.\nc d.\n\nE f."
