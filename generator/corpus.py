@@ -1,0 +1,490 @@
+"""Corpora: reading text files, the registry of named corpora, and the train/validation split.
+
+A registered corpus lives in `<home>/corpora/NAME/`:
+- `text.txt`: the whole text, normalized: UTF-8 without BOM, LF line endings;
+- `meta.json`: name, author, lang, source, sha256 (of text.txt), files, size_bytes, characters,
+  distinct_characters, created (ISO 8601, UTC), and how it was read (encoding, strip_gutenberg).
+Both are written into a temporary folder that is renamed into place, so a corpus is either all there or
+not at all.
+"""
+
+from __future__ import annotations
+
+import codecs
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from generator.errors import GhostwriteError
+from generator.paths import atomic_write_bytes, corpora_dir, fsync_dir
+
+TEXT_SUFFIXES = (".txt", ".md")
+TEXT_FILE = "text.txt"
+META_FILE = "meta.json"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_RESERVED = {"con", "prn", "aux", "nul"}  # folder names Windows refuses
+MIN_TRAIN_CHARS = 128
+MIN_VAL_CHARS = 32
+
+
+@dataclass
+class CorpusInfo:
+    name: str
+    sha256: str
+    size_bytes: int
+    characters: int
+    distinct_characters: int
+    author: str | None = None
+    lang: str | None = None
+    source: str = ""
+    files: list[str] = field(default_factory=list)
+    created: str = ""
+    encoding: str | None = None
+    strip_gutenberg: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. the recipe a corpus was fetched with
+
+    @property
+    def path(self) -> Path:
+        return corpora_dir() / self.name
+
+    @property
+    def text_path(self) -> Path:
+        return self.path / TEXT_FILE
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CorpusInfo:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+@dataclass
+class Corpus:
+    name: str
+    text: str
+    info: dict[str, Any]
+    path: Path | None = None  # the text file
+
+    @property
+    def sha256(self) -> str:
+        return self.info["sha256"]
+
+
+# --- reading ---------------------------------------------------------------------------------------
+def decode_bytes(data: bytes, label: str, encoding: str | None = None) -> str:
+    """Decode a file's bytes to normalized text (no BOM, LF line endings). Without `encoding` the data
+    must be UTF-8; anything else is a GhostwriteError naming `label` and the byte offset."""
+    encoding = check_encoding(encoding)
+    if encoding is None or encoding in ("utf-8", "utf-8-sig"):
+        if data.startswith(b"\xff\xfe") or data.startswith(b"\xfe\xff"):
+            raise GhostwriteError(f"{label}: looks like UTF-16 (byte order mark); pass --encoding utf-16")
+        nul = data.find(b"\x00")
+        if nul >= 0:
+            raise GhostwriteError(f"{label}: binary data (NUL byte at byte offset {nul}), not a text file")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise GhostwriteError(
+                f"{label}: not valid UTF-8 at byte offset {e.start} (byte 0x{data[e.start]:02x}); "
+                "pass --encoding (e.g. gb18030, latin-1)"
+            ) from None
+    else:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as e:
+            raise GhostwriteError(f"{label}: not valid {encoding} at byte offset {e.start}") from None
+        nul = text.find("\x00")
+        if nul >= 0:
+            raise GhostwriteError(f"{label}: binary data (NUL character at character {nul}), not a text file")
+    return normalize_text(text)
+
+
+def normalize_text(text: str) -> str:
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def check_encoding(encoding: str | None) -> str | None:
+    if encoding is None:
+        return None
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise GhostwriteError(f"unknown encoding {encoding!r}") from None
+
+
+def read_text_file(path: str | os.PathLike[str], encoding: str | None = None) -> str:
+    """Read one text file: UTF-8 (or `encoding`), BOM stripped, CRLF → LF. Missing, unreadable, empty,
+    binary or wrongly encoded files raise GhostwriteError."""
+    encoding = check_encoding(encoding)
+    p = Path(path)
+    if not p.exists():
+        raise GhostwriteError(f"file not found: {p}")
+    if p.is_dir():
+        raise GhostwriteError(f"{p} is a folder, not a text file")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise GhostwriteError(f"cannot read {p}: {e.strerror or e}") from None
+    text = decode_bytes(data, str(p), encoding)
+    if not text.strip():
+        raise GhostwriteError(f"{p} is empty")
+    return text
+
+
+# --- Project Gutenberg -----------------------------------------------------------------------------
+_PG_START = re.compile(r"^\*{3}\s*START OF (?:THE|THIS) PROJECT GUTENBERG.*$", re.I | re.M)
+_PG_END = re.compile(r"^\*{3}\s*END OF (?:THE|THIS) PROJECT GUTENBERG.*$", re.I | re.M)
+_PG_END_LINE = re.compile(r"^\s*End of (?:the )?Project Gutenberg.*$", re.I | re.M)
+_PG_PRODUCED = re.compile(r"\A\s*(?:Produced by|E-text prepared by|Transcribed from)[^\n]*(?:\n[^\n]+)*\n\s*\n", re.I)
+
+
+def strip_gutenberg_text(text: str) -> str:
+    """The body of a Project Gutenberg e-text: what lies between the "*** START OF ..." and "*** END OF ..."
+    lines, without the "Produced by" credit at the top and the "End of the Project Gutenberg EBook" line.
+    A text without those markers is returned unchanged."""
+    start = _PG_START.search(text)
+    if start:
+        text = text[start.end() :]
+    end = _PG_END.search(text)
+    if end:
+        text = text[: end.start()]
+    if start or end:
+        last = None
+        for last in _PG_END_LINE.finditer(text, max(0, len(text) - 2000)):
+            pass
+        if last is not None:
+            text = text[: last.start()]
+        text = _PG_PRODUCED.sub("", text, count=1)
+        text = text.strip("\n") + "\n"
+    return text
+
+
+# --- collecting files ------------------------------------------------------------------------------
+def _is_text_file(p: Path) -> bool:
+    return p.is_file() and p.suffix.lower() in TEXT_SUFFIXES and not p.name.startswith(".")
+
+
+def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files named, the .txt/.md files inside folders (recursively, sorted) and glob matches, in order,
+    without duplicates."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+
+    def take(p: Path) -> None:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+
+    paths = list(paths)
+    if not paths:
+        raise GhostwriteError("no files given")
+    for raw in paths:
+        s = os.fspath(raw)
+        p = Path(s).expanduser()
+        if p.is_file():
+            take(p)
+        elif p.is_dir():
+            found = sorted(
+                (f for f in p.rglob("*") if _is_text_file(f) and not any(part.startswith(".") for part in f.relative_to(p).parts)),
+                key=lambda f: f.relative_to(p).as_posix(),
+            )
+            if not found:
+                raise GhostwriteError(f"no .txt or .md files in {p}")
+            for f in found:
+                take(f)
+        elif glob.has_magic(s):
+            found = sorted(Path(m) for m in glob.glob(os.path.expanduser(s), recursive=True))
+            files = [f for f in found if _is_text_file(f)]
+            if not files:
+                raise GhostwriteError(f"no .txt or .md files match {s}")
+            for f in files:
+                take(f)
+        else:
+            raise GhostwriteError(f"file not found: {s}")
+    return out
+
+
+def join_texts(texts: list[str]) -> str:
+    """One text stays exactly as it is; several are joined with a blank line between them."""
+    if len(texts) == 1:
+        return texts[0]
+    return "\n".join(t if t.endswith("\n") else t + "\n" for t in texts)
+
+
+# --- the registry ----------------------------------------------------------------------------------
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name) or name.lower() in _RESERVED:
+        raise GhostwriteError(
+            f"invalid corpus name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def text_stats(text: str) -> dict[str, Any]:
+    data = text.encode("utf-8")
+    return {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size_bytes": len(data),
+        "characters": len(text),
+        "distinct_characters": len(set(text)),
+    }
+
+
+def detect_lang(text: str) -> str | None:
+    """A rough guess: zh/ja/ko for CJK-heavy text, en for mostly ASCII letters, otherwise None."""
+    from generator.tokenizers.base import cjk_fraction
+
+    sample = text[:200_000]
+    if cjk_fraction(sample) >= 0.3:
+        kana = sum(1 for c in sample if "\u3040" <= c <= "\u30ff")
+        hangul = sum(1 for c in sample if "\uac00" <= c <= "\ud7af")
+        if kana > len(sample) * 0.05:
+            return "ja"
+        return "ko" if hangul > len(sample) * 0.05 else "zh"
+    letters = [c for c in sample if c.isalpha()]
+    if letters and sum(c.isascii() for c in letters) / len(letters) > 0.98:
+        return "en"
+    return None
+
+
+def _utcnow() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def corpus_exists(name: str) -> bool:
+    return NAME_RE.match(name or "") is not None and (corpora_dir() / name / META_FILE).is_file()
+
+
+def save_corpus(
+    name: str,
+    text: str,
+    *,
+    author: str | None = None,
+    lang: str | None = None,
+    source: str = "",
+    files: list[str] | None = None,
+    encoding: str | None = None,
+    strip_gutenberg: bool = False,
+    extra: dict[str, Any] | None = None,
+    replace: bool = False,
+) -> CorpusInfo:
+    """Register `text` as corpus `name` (atomically). An existing corpus with the same text is kept as is
+    (its metadata updated); with a different text it is an error unless `replace`."""
+    check_name(name)
+    if not text.strip():
+        raise GhostwriteError(f"corpus {name!r} would be empty")
+    stats = text_stats(text)
+    info = CorpusInfo(
+        name=name,
+        author=author,
+        lang=lang or detect_lang(text),
+        source=source,
+        files=list(files or []),
+        created=_utcnow(),
+        encoding=encoding,
+        strip_gutenberg=strip_gutenberg,
+        extra=dict(extra or {}),
+        **stats,
+    )
+    root = corpora_dir()
+    target = root / name
+    if (target / META_FILE).is_file():
+        old = _read_meta(target)
+        if old is not None and old.sha256 == info.sha256 and (target / TEXT_FILE).is_file():
+            info.created = old.created
+            atomic_write_bytes(target / META_FILE, _meta_bytes(info))
+            return info
+        if not replace:
+            raise GhostwriteError(f"corpus {name!r} already exists with a different text (use --force to replace it)")
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=root))
+    try:
+        atomic_write_bytes(tmp / TEXT_FILE, text.encode("utf-8"))
+        atomic_write_bytes(tmp / META_FILE, _meta_bytes(info))
+        old_dir = None
+        if target.exists():
+            old_dir = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=root))
+            os.replace(target, old_dir / name)
+        os.replace(tmp, target)
+        fsync_dir(root)
+        if old_dir is not None:
+            shutil.rmtree(old_dir, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise GhostwriteError(f"could not save corpus {name!r} in {root}: {e.strerror or e}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info
+
+
+def _meta_bytes(info: CorpusInfo) -> bytes:
+    return (json.dumps(info.to_dict(), ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def _read_meta(folder: Path) -> CorpusInfo | None:
+    try:
+        d = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        return CorpusInfo.from_dict(d)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def add_corpus(
+    name: str,
+    paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+    author: str | None = None,
+    lang: str | None = None,
+    encoding: str | None = None,
+    strip_gutenberg: bool = False,
+    replace: bool = False,
+) -> CorpusInfo:
+    """Register local files, folders or globs (.txt, .md) as corpus `name`."""
+    check_name(name)
+    encoding = check_encoding(encoding)
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files = expand_paths(paths)
+    texts = []
+    for f in files:
+        t = read_text_file(f, encoding)
+        if strip_gutenberg:
+            t = strip_gutenberg_text(t)
+        texts.append(t)
+    text = join_texts(texts)
+    if not text.strip():
+        raise GhostwriteError(f"corpus {name!r} would be empty")
+    shown = [str(f.resolve()) for f in files]
+    return save_corpus(
+        name,
+        text,
+        author=author,
+        lang=lang,
+        source="local: " + (shown[0] if len(shown) == 1 else f"{len(shown)} files"),
+        files=shown,
+        encoding=encoding,
+        strip_gutenberg=strip_gutenberg,
+        replace=replace,
+    )
+
+
+def corpus_info(name: str) -> CorpusInfo:
+    check_name(name)
+    folder = corpora_dir() / name
+    if not (folder / META_FILE).is_file():
+        raise GhostwriteError(_unknown_message(name))
+    info = _read_meta(folder)
+    if info is None:
+        raise GhostwriteError(f"corpus {name!r} is damaged (unreadable {META_FILE}); add it again with --force")
+    return info
+
+
+def list_corpora() -> list[CorpusInfo]:
+    root = corpora_dir()
+    if not root.is_dir():
+        return []
+    out = []
+    for folder in sorted(root.iterdir()):
+        if folder.name.startswith(".") or not (folder / META_FILE).is_file():
+            continue
+        info = _read_meta(folder)
+        if info is not None:
+            out.append(info)
+    return out
+
+
+def remove_corpus(name: str) -> None:
+    info = corpus_info(name)
+    shutil.rmtree(info.path)
+
+
+def _looks_like_path(s: str) -> bool:
+    return "/" in s or os.sep in s or s.startswith(("~", ".")) or Path(s).suffix.lower() in TEXT_SUFFIXES
+
+
+def load_corpus(name_or_path: str | os.PathLike[str], encoding: str | None = None) -> Corpus:
+    """A registered corpus by name, or a text file / folder / glob by path."""
+    s = os.fspath(name_or_path)
+    if not s:
+        raise GhostwriteError("no corpus given")
+    pathlike = isinstance(name_or_path, os.PathLike) or _looks_like_path(s)
+    on_disk = Path(s).expanduser().exists()
+    if corpus_exists(s) and not (pathlike and on_disk):
+        info = corpus_info(s)
+        p = info.text_path
+        try:
+            data = p.read_bytes()
+        except OSError:
+            raise GhostwriteError(f"corpus {s!r} is damaged (missing {TEXT_FILE}); add it again with --force") from None
+        if hashlib.sha256(data).hexdigest() != info.sha256:
+            raise GhostwriteError(f"corpus {s!r} is damaged (checksum mismatch of {TEXT_FILE}); add it again with --force")
+        return Corpus(name=s, text=data.decode("utf-8"), info=info.to_dict(), path=p)
+    if not on_disk and not glob.has_magic(s):
+        raise GhostwriteError(f"corpus file not found: {s}" if pathlike else _unknown_message(s))
+    p = Path(s).expanduser()
+    files = expand_paths([s])
+    text = join_texts([read_text_file(f, encoding) for f in files])
+    name = p.stem if p.is_file() else (p.name or "corpus")
+    shown = [str(f.resolve()) for f in files]
+    info = CorpusInfo(
+        name=name,
+        lang=detect_lang(text),
+        source="file: " + (shown[0] if len(shown) == 1 else f"{len(shown)} files"),
+        files=shown,
+        created=_utcnow(),
+        encoding=check_encoding(encoding),
+        **text_stats(text),
+    )
+    return Corpus(name=name, text=text, info=info.to_dict(), path=files[0] if len(files) == 1 else None)
+
+
+def _unknown_message(name: str) -> str:
+    try:
+        from generator.recipes import find_recipe
+
+        if find_recipe(name) is not None:
+            return f"corpus {name!r} is not downloaded yet: run `ghostwrite corpus get {name}`"
+    except GhostwriteError:
+        pass
+    return f"unknown corpus {name!r} (see `ghostwrite corpus list`, or give a path to a text file)"
+
+
+# --- train/validation split ------------------------------------------------------------------------
+def split_text(
+    text: str,
+    val_fraction: float = 0.1,
+    min_train_chars: int = MIN_TRAIN_CHARS,
+    min_val_chars: int = MIN_VAL_CHARS,
+) -> tuple[str, str]:
+    """(train, validation): the last `val_fraction` of the characters is validation, the split nanoGPT
+    uses (`n = int(len * (1 - val_fraction))`), so figures on tinyshakespeare compare."""
+    try:
+        f = float(val_fraction)
+    except (TypeError, ValueError):
+        raise GhostwriteError(f"validation fraction must be a number, not {val_fraction!r}") from None
+    if not (0.0 < f < 1.0):
+        raise GhostwriteError(f"validation fraction must be between 0 and 1 (exclusive), not {val_fraction}")
+    n = int(len(text) * (1.0 - f))
+    train, val = text[:n], text[n:]
+    if len(train) < min_train_chars or len(val) < min_val_chars:
+        raise GhostwriteError(
+            f"corpus too small to split: {len(text)} characters give {len(train)} for training and {len(val)} for "
+            f"validation (need at least {min_train_chars} and {min_val_chars})"
+        )
+    return train, val

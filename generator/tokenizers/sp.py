@@ -1,0 +1,300 @@
+"""`sp`: SentencePiece (unigram by default, or BPE), trained in memory on the training text.
+
+Settings that keep every text exact (see docs in field-notes): identity normalization, "\\n" as a
+user-defined symbol, byte fallback (any character outside the vocabulary becomes its UTF-8 bytes), no
+whitespace collapsing, no dummy prefix (so encodings of consecutive pieces concatenate), digits split.
+
+Two details on top of SentencePiece:
+- Text is encoded line by line (long lines in pieces cut before a space). Unigram's Viterbi search loses
+  precision on very long inputs, and per-line encoding makes the ids independent of how a long text is
+  chunked.
+- SentencePiece writes a space as U+2581 "▁", so a real "▁" in the text would come back as a space. It is
+  encoded as its three byte-fallback tokens instead, and decoding is done here, not by SentencePiece.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import io
+import itertools
+import math
+import os
+import random
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from generator.errors import GhostwriteError
+from generator.tokenizers.base import (
+    ID_DTYPE,
+    UNK_TEXT,
+    StreamDecoder,
+    Tokenizer,
+    check_dict,
+    ids_to_ints,
+    is_cjk_heavy,
+)
+from generator.tokenizers.char import char_counts
+
+SP_TYPES = ("unigram", "bpe")
+SPACE_MARK = "\u2581"
+MAX_SEGMENT = 2048  # characters; longer lines are cut (before a space where possible)
+MAX_TRAIN_CHARS = 3_000_000  # larger texts are trained on a random sample of their lines
+MAX_VOCAB = 8000
+CJK_COVERAGE = 0.9995
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def iter_segments(text: str) -> Iterator[str]:
+    """`text` as lines (each keeping its "\\n"), lines longer than MAX_SEGMENT cut into pieces. The cuts
+    depend only on the line itself."""
+    pos, n = 0, len(text)
+    while pos < n:
+        nl = text.find("\n", pos)
+        end = n if nl < 0 else nl + 1
+        while end - pos > MAX_SEGMENT:
+            window_end = pos + MAX_SEGMENT
+            cut = window_end
+            j = text.rfind(" ", pos + 1, window_end)
+            while j > pos and text[j - 1] == " ":  # before the first space of a run
+                j = text.rfind(" ", pos + 1, j)
+            if j > pos:
+                cut = j
+            yield text[pos:cut]
+            pos = cut
+        yield text[pos:end]
+        pos = end
+
+
+def training_segments(text: str, max_chars: int, seed: int = 0) -> Iterator[str]:
+    """The lines SentencePiece trains on: all of them, or for a text longer than `max_chars` a
+    reproducible random sample of about `max_chars` characters of whole lines (streamed: memory stays
+    bounded by the sample)."""
+    if len(text) <= max_chars:
+        yield from iter_segments(text)
+        return
+    rng = random.Random(seed)
+    p = max_chars / len(text)
+    for seg in iter_segments(text):
+        if rng.random() < p:
+            yield seg
+
+
+def default_vocab_size(n_chars: int, required_chars: int, cjk: bool) -> int:
+    """About 4*sqrt(characters), between 512 and 8000, and always room for the required characters, the
+    256 byte pieces and some merges."""
+    v = int(round(4 * math.sqrt(max(n_chars, 1)) / 64)) * 64
+    v = min(max(v, 512), MAX_VOCAB)
+    floor = required_chars + 258 + (1000 if cjk else 128)
+    return max(v, floor)
+
+
+def required_chars(counts: dict[str, int], coverage: float) -> int:
+    """How many characters SentencePiece keeps at this coverage (the rest go to byte fallback)."""
+    total = sum(n for c, n in counts.items() if c != "\n")
+    if coverage >= 1.0:
+        return len(counts)
+    acc, k = 0, 0
+    for n in sorted((n for c, n in counts.items() if c != "\n"), reverse=True):
+        if total and acc / total >= coverage:
+            break
+        acc += n
+        k += 1
+    return k
+
+
+class SentencePieceTokenizer(Tokenizer):
+    kind = "sp"
+
+    def __init__(self, model: bytes, sp_type: str = "unigram", unk_text: str = UNK_TEXT):
+        super().__init__(unk_text)
+        import sentencepiece as spm
+
+        self.model = bytes(model)
+        self.sp_type = sp_type
+        try:
+            self._sp = spm.SentencePieceProcessor(model_proto=self.model)
+        except Exception as e:  # sentencepiece raises RuntimeError/OSError for a bad proto
+            raise GhostwriteError(f"corrupt SentencePiece model: {e}") from None
+        n = self._sp.get_piece_size()
+        table: list[str | int] = []
+        for i in range(n):
+            if self._sp.is_byte(i):
+                table.append(int(self._sp.id_to_piece(i)[3:5], 16))
+            elif self._sp.is_unknown(i):
+                table.append(unk_text)
+            elif self._sp.is_control(i):
+                table.append("")
+            else:
+                table.append(self._sp.id_to_piece(i).replace(SPACE_MARK, " "))
+        self._table = table
+        self.unk_id = self._sp.unk_id()
+        byte_ids = {v: i for i, v in enumerate(table) if isinstance(v, int)}
+        if len(byte_ids) != 256:
+            raise GhostwriteError("SentencePiece model without byte fallback: cannot encode every text exactly")
+        self._mark_ids = [byte_ids[b] for b in SPACE_MARK.encode("utf-8")]
+        self._threads = max(1, min(4, os.cpu_count() or 1))
+
+    # --- training ------------------------------------------------------------------------------
+    @classmethod
+    def train(
+        cls,
+        text: str,
+        vocab_size: int | None = None,
+        sp_type: str = "unigram",
+        lang: str | None = None,
+        max_train_chars: int = MAX_TRAIN_CHARS,
+        seed: int = 0,
+    ) -> SentencePieceTokenizer:
+        import sentencepiece as spm
+
+        if sp_type not in SP_TYPES:
+            raise GhostwriteError(f"unknown SentencePiece type {sp_type!r} (choose {' or '.join(SP_TYPES)})")
+        cjk = (lang or "").lower().split("-")[0] in ("zh", "ja", "ko") or is_cjk_heavy(text)
+        counts = char_counts(text)
+        # Full coverage for small alphabets; for Chinese (or any text with thousands of distinct
+        # characters) the rarest 0.05% of characters are left to byte fallback.
+        coverage = CJK_COVERAGE if cjk or len(counts) > 1000 else 1.0
+        needed = required_chars(counts, coverage)
+        if vocab_size is None:
+            vocab_size = default_vocab_size(len(text), needed, cjk)
+        elif vocab_size < needed + 258:
+            raise GhostwriteError(
+                f"vocabulary size {vocab_size} is too small for this text: SentencePiece needs at least "
+                f"{needed + 258} ({needed} characters + 256 byte pieces + 2)"
+            )
+        buf = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=training_segments(text, max_train_chars, seed),
+                model_writer=buf,
+                model_type=sp_type,
+                vocab_size=vocab_size,
+                hard_vocab_limit=False,
+                character_coverage=coverage,
+                normalization_rule_name="identity",
+                user_defined_symbols=["\n"],
+                byte_fallback=True,
+                remove_extra_whitespaces=False,
+                add_dummy_prefix=False,
+                split_digits=True,
+                allow_whitespace_only_pieces=True,
+                max_sentence_length=4 * MAX_SEGMENT * 4,
+                shrinking_factor=0.5,  # unigram: about 3x faster to train, same compression
+                input_sentence_size=2_000_000,  # a second bound, on the number of lines
+                shuffle_input_sentence=True,
+                unk_id=0,
+                bos_id=-1,
+                eos_id=-1,
+                pad_id=-1,
+                num_threads=max(1, os.cpu_count() or 1),
+                minloglevel=2,
+            )
+        except RuntimeError as e:
+            raise GhostwriteError(f"SentencePiece training failed: {str(e).strip().splitlines()[-1]}") from None
+        return cls(buf.getvalue(), sp_type=sp_type)
+
+    # --- encoding --------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return len(self._table)
+
+    def _encode_block(self, text: str) -> np.ndarray:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates cannot go through SentencePiece
+            text = _SURROGATE_RE.sub(self.unk_text, text)
+        parts: list[str | None] = []  # None stands for a literal "▁"
+        for seg in iter_segments(text):
+            if SPACE_MARK in seg:
+                for k, sub in enumerate(seg.split(SPACE_MARK)):
+                    if k:
+                        parts.append(None)
+                    if sub:
+                        parts.append(sub)
+            else:
+                parts.append(seg)
+        strs = [p for p in parts if p is not None]
+        encoded = self._sp.encode(strs, num_threads=self._threads) if strs else []
+        if len(strs) == len(parts):
+            lists: Iterable[list[int]] = encoded
+        else:
+            it = iter(encoded)
+            lists = [self._mark_ids if p is None else next(it) for p in parts]
+        flat = list(itertools.chain.from_iterable(lists))
+        return np.array(flat, dtype=ID_DTYPE)
+
+    def _last_cut(self, chunk: str, prev: str) -> int | None:
+        nl = chunk.rfind("\n")
+        return None if nl < 0 else nl + 1
+
+    # --- decoding --------------------------------------------------------------------------------
+    def decode(self, ids: Iterable[int]) -> str:
+        table, n, unk = self._table, len(self._table), self.unk_text
+        out: list[str] = []
+        pending = bytearray()
+        for i in ids_to_ints(ids):
+            v = table[i] if 0 <= i < n else unk
+            if isinstance(v, int):
+                pending.append(v)
+                continue
+            if pending:
+                out.append(pending.decode("utf-8", "replace"))
+                pending.clear()
+            out.append(v)
+        if pending:
+            out.append(pending.decode("utf-8", "replace"))
+        return "".join(out)
+
+    def stream_decoder(self) -> StreamDecoder:
+        return _SPStreamDecoder(self._table, self.unk_text)
+
+    def id_to_text(self, i: int) -> str:
+        """The text of one token on its own (a byte token gives "" or U+FFFD: it is part of a character)."""
+        v = self._table[i] if 0 <= i < len(self._table) else self.unk_text
+        return bytes([v]).decode("utf-8", "replace") if isinstance(v, int) else v
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "sp_type": self.sp_type}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self._base_dict(), "sp_type": self.sp_type, "model": base64.b64encode(self.model).decode("ascii")}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SentencePieceTokenizer:
+        check_dict(d, cls.kind)
+        try:
+            model = base64.b64decode(d["model"], validate=True)
+        except (KeyError, TypeError, ValueError, binascii.Error) as e:
+            raise GhostwriteError(f"corrupt SentencePiece tokenizer: {e}") from None
+        return cls(model, sp_type=d.get("sp_type", "unigram"), unk_text=d.get("unk_text", UNK_TEXT))
+
+
+class _SPStreamDecoder(StreamDecoder):
+    """Holds back byte-fallback tokens until they form complete UTF-8 characters."""
+
+    def __init__(self, table: list[str | int], unk_text: str):
+        super().__init__([], unk_text)
+        self._sp_table = table
+        self._dec = codecs.getincrementaldecoder("utf-8")("replace")
+        self._held = False
+
+    def feed(self, token_id: int) -> str:
+        i = int(token_id)
+        v = self._sp_table[i] if 0 <= i < len(self._sp_table) else self._unk
+        if isinstance(v, int):
+            self._held = True
+            return self._dec.decode(bytes([v]))
+        return self.flush() + v
+
+    def flush(self) -> str:
+        if not self._held:
+            return ""
+        self._held = False
+        out = self._dec.decode(b"", final=True)
+        self._dec.reset()
+        return out
