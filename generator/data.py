@@ -47,9 +47,8 @@ def write_tokens(path: Path, tokenizer, chunks: Iterable[str]) -> int:
     count = 0
     try:
         with open(tmp, "wb") as f:
-            for chunk in chunks:
-                ids = np.asarray(tokenizer.encode(chunk), dtype=dtype)
-                f.write(ids.tobytes())
+            for ids in tokenizer.encode_iter(chunks):  # the same ids as encoding the whole text
+                f.write(np.asarray(ids, dtype=dtype).tobytes())
                 count += len(ids)
             f.flush()
             os.fsync(f.fileno())

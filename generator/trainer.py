@@ -85,11 +85,12 @@ class Trainer:
         else:
             if cfg.resume:
                 raise GhostwriteError(f"nothing to resume for {self.meta['name']!r}: no checkpoint in {self.run.dir}")
-            self._build(*self._choose_sizes())
+            sizes = self._choose_sizes()
+            torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights and dropout masks
+            self._build(*sizes)
             self.step, self.best, self.bad_evals, self.elapsed_before = 0, math.inf, 0, 0.0
             self.hidden = None
             self.curve = {"train": [], "val": []}
-            torch.manual_seed(cfg.seed)
             if self.run.base_state is not None:
                 self.model.load_state_dict(self.run.base_state)
 

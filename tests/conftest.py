@@ -89,4 +89,4 @@ def tiny_model(tiny_corpus) -> dict:
 def tiny_models(tiny_corpus, tiny_model) -> dict[str, dict]:
     """One tiny model per tokenizer: {"char": card, "word": card, "sp": card}."""
     return {"char": tiny_model, "word": _train("tiny-word", tiny_corpus, "word", vocab_size=200),
-            "sp": _train("tiny-sp", tiny_corpus, "sp", vocab_size=300)}
+            "sp": _train("tiny-sp", tiny_corpus, "sp", vocab_size=400)}
