@@ -1,0 +1,124 @@
+"""The continuation service: streams, records every request, survives store failures, hot-swaps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import threading
+
+import pytest
+
+from bot.service import ContinuationService, Request
+from bot.store import Store
+from generator.errors import GhostwriteError
+
+
+@pytest.fixture
+def svc(tiny_model, tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'svc.db'}")
+    s = ContinuationService(store=store, default_model="tiny")
+    yield s
+    s.close()
+    store.close()
+
+
+def test_stream_records_a_complete_generation(svc):
+    st = svc.stream(Request("KING:\n", settings={"length": 30, "seed": 3}, source="repl", user_id="u1",
+                            user_name="Ann"))
+    text = "".join(st)
+    r = st.result
+    assert r.status == "complete" and r.text == text and len(text) == 30
+    row = svc.store.get(r.generation_id)
+    assert (row.output, row.status, row.source, row.user_id, row.model) == (text, "complete", "repl", "u1", "tiny")
+    assert row.params["seed"] == 3 and row.tokens_out == 30 and row.latency_ms >= 0
+    assert row.model_version == r.version
+
+
+def test_closing_the_stream_stores_it_interrupted_with_partial_text(svc):
+    st = svc.stream(Request("KING:\n", settings={"length": 5000, "seed": 1}))
+    got = "".join(next(st) for _ in range(10))
+    st.close()
+    r = st.result
+    assert r.status == "interrupted" and r.text == got
+    assert svc.store.get(r.generation_id).output == got
+
+
+def test_cancel_event_stops_generation(svc):
+    cancel = threading.Event()
+    st = svc.stream(Request("KING:\n", settings={"length": 5000}), cancel=cancel)
+    for i, _ in enumerate(st):
+        if i == 4:
+            cancel.set()
+    assert st.result.status == "interrupted" and st.result.tokens_out <= 6
+
+
+def test_bad_settings_and_unknown_model_raise_before_anything_is_stored(svc):
+    with pytest.raises(GhostwriteError, match="temperature"):
+        svc.stream(Request("x", settings={"temperature": -1}))
+    with pytest.raises(GhostwriteError, match="unknown model"):
+        svc.stream(Request("x", model="nope"))
+    assert svc.store.list_generations() == []
+
+
+def test_parent_chain(svc):
+    a = svc.run(Request("KING:\n", settings={"length": 10}))
+    b = svc.run(Request("KING:\n" + a.text, settings={"length": 10}, parent_id=a.generation_id))
+    assert [g.id for g in svc.store.chain(b.generation_id)] == [a.generation_id, b.generation_id]
+
+
+def test_unwritable_store_spools_and_flushes_later(svc, tmp_path, monkeypatch):
+    real = svc.store.record_generation
+
+    def broken(**kw):
+        raise GhostwriteError("database is locked")
+
+    monkeypatch.setattr(svc.store, "record_generation", broken)
+    r = svc.run(Request("KING:\n", settings={"length": 12, "seed": 1}))
+    assert r.generation_id is None and "database is locked" in r.store_error
+    spool = svc._spool_path()
+    assert json.loads(spool.read_text().splitlines()[0])["output"] == r.text
+    monkeypatch.setattr(svc.store, "record_generation", real)
+    r2 = svc.run(Request("QUEEN:\n", settings={"length": 12}))
+    assert r2.store_error is None and not spool.exists()
+    outputs = {g.output for g in svc.store.list_generations()}
+    assert r.text in outputs and r2.text in outputs
+
+
+def test_newer_version_serves_without_restart(svc, session_home, tiny_model):
+    first = svc.run(Request("KING:\n", settings={"length": 5}))
+    src = session_home / "models" / "tiny" / f"v{first.version}"
+    dst = session_home / "models" / "tiny" / f"v{first.version + 1}"
+    shutil.copytree(src, dst)
+    card = json.loads((dst / "card.json").read_text())
+    card["version"] = first.version + 1
+    (dst / "card.json").write_text(json.dumps(card))
+    try:
+        second = svc.run(Request("KING:\n", settings={"length": 5}))
+        assert second.version == first.version + 1
+        assert svc.run(Request("KING:\n", model=f"tiny@v{first.version}", settings={"length": 5})).version == first.version
+    finally:
+        shutil.rmtree(dst)
+
+
+async def test_astream_runs_off_the_loop_and_cancel_marks_interrupted(svc):
+    pieces = []
+    s = svc.astream(Request("KING:\n", settings={"length": 40, "seed": 2}, source="discord", guild_id="9"))
+    async for p in s:
+        pieces.append(p)
+    assert s.result.status == "complete" and "".join(pieces) == s.result.text
+
+    s2 = svc.astream(Request("KING:\n", settings={"length": 5000}, source="discord"))
+
+    async def consume():
+        async for _ in s2:
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await s2.aclose()
+    assert s2.result.status == "interrupted"
+    assert svc.store.get(s2.result.generation_id).status == "interrupted"
