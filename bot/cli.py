@@ -115,7 +115,10 @@ _mount_optional()
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    import os
+
+    level = os.environ.get("GHOSTWRITE_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
     try:
         app()
     except GhostwriteError as e:
