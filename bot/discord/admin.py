@@ -159,8 +159,11 @@ def describe_run(run: typing.Any) -> str:
     val = progress.get("val_bpc", _get(run, "val_bpc"))
     if val is not None:
         parts.append(f"val bpc {float(val):.3f}")
-    if progress.get("elapsed_s") is not None:
-        parts.append(f"{int(progress['elapsed_s'])} s")
+    elapsed = progress.get("elapsed", progress.get("elapsed_s"))
+    if elapsed is not None:
+        parts.append(f"{int(elapsed)} s")
+    if progress.get("eta") is not None and status not in _FINISHED:
+        parts.append(f"about {int(progress['eta'])} s left")
     if status in ("complete", "completed", "done", "finished"):
         version = _get(run, "new_version")
         parts.append(f"now serving v{version}" if version else "done")
@@ -229,10 +232,8 @@ class RetrainMixin:
     @retrain.command(name="status")
     async def retrain_status(self, ctx: commands.Context):
         """Show the running (or last) training job."""
-        run = await self.io(self.runner().current)
-        if run is None:
-            runs = await self.io(self.store.list_training_runs, None, 1)
-            run = runs[0] if runs else None
+        run_id = await self.io(self.runner().current)
+        run = await self.io(self.runner().status, run_id)  # None: the newest run
         text = describe_run(run) if run is not None else "No training job has run yet."
         await ctx.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
@@ -240,12 +241,20 @@ class RetrainMixin:
     @admin_only("administrator")
     async def retrain_cancel(self, ctx: commands.Context):
         """Cancel the running training job (the current version keeps serving)."""
-        run = await self.io(self.runner().current)
-        if run is None:
+        run_id = await self.io(self.runner().current)
+        if run_id is None:
             await surface_for(ctx).fail("No training job is running.")
             return
-        await self.io(self.runner().cancel, _get(run, "id"))
-        await ctx.send(f"Cancelling run #{_get(run, 'id')}; the current version keeps serving.", ephemeral=True)
+        await ctx.defer(ephemeral=True)
+        # Stopping the trainer can take seconds: not on the worker that serves store calls.
+        await self.in_thread(self.runner().cancel, run_id)
+        await ctx.send(f"Cancelled run #{run_id}; the current version keeps serving.", ephemeral=True)
+
+    async def stop_jobs(self) -> None:
+        """On unload: a training job dies with its watcher, so cancel it (the old version keeps serving)."""
+        if self.job_runner is not None and await self.io(self.job_runner.current) is not None:
+            log.info("cancelling the running training job")
+            await self.in_thread(self.job_runner.shutdown)
 
 
 def _save_corpus(data: bytes, limit: int, guild_id: int, filename: str):

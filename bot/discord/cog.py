@@ -17,6 +17,7 @@ import concurrent.futures
 import functools
 import logging
 import re
+import threading
 import time
 import typing
 
@@ -95,6 +96,10 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
                 await asyncio.wait(pending, timeout=10)
         for task in set(self._background):
             task.cancel()
+        try:
+            await self.stop_jobs()
+        except Exception:
+            log.exception("could not stop the training job")
         if self._background:
             await asyncio.wait(set(self._background), timeout=5)
         if self._executor is not None:
@@ -117,6 +122,20 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
             raise Refused("Ghostwrite is shutting down.")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def in_thread(self, fn: typing.Callable, *args) -> typing.Any:
+        """A slow blocking call (stopping a training process) on a thread of its own, so it neither holds up
+        the store worker nor borrows the host's default executor."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def work():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as e:  # handed to the awaiting coroutine
+                future.set_exception(e)
+
+        threading.Thread(target=work, name="ghostwrite-discord-slow", daemon=True).start()
+        return await asyncio.wrap_future(future)
 
     @property
     def store(self):

@@ -175,3 +175,50 @@ async def dp_bot(svc):
     dpytest.configure(bot)
     yield bot
     await dpytest_shim.teardown(bot)
+
+
+# --------------------------------------------------------------------------- a real, tiny trained model
+TINY_CORPUS = "/work/shared/corpora/tinyshakespeare.txt"
+
+
+def _corpus_text() -> str:
+    import os
+
+    path = os.environ.get("GHOSTWRITE_TEST_CORPUS", TINY_CORPUS)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read(60_000)
+    except OSError:  # no shared corpus on this machine: a small public-domain-style text of our own
+        line = ("ROMEO: But soft, what light through yonder window breaks? It is the east, and Juliet is the sun.\n"
+                "JULIET: O Romeo, Romeo, wherefore art thou Romeo? Deny thy father and refuse thy name.\n")
+        return line * 300
+
+
+@pytest.fixture(scope="session")
+def tiny_home(tmp_path_factory):
+    """A data directory holding `tiny@v1`, trained for a few steps by the real `ghostwrite train` CLI."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    if os.environ.get("GHOSTWRITE_TEST_TINY_HOME"):  # reuse one trained earlier (development)
+        return pathlib.Path(os.environ["GHOSTWRITE_TEST_TINY_HOME"])
+    home = tmp_path_factory.mktemp("gw-home")
+    corpus = home / "corpus.txt"
+    corpus.write_text(_corpus_text(), encoding="utf-8")
+    env = dict(os.environ, GHOSTWRITE_HOME=str(home), GHOSTWRITE_DATABASE_URL=f"sqlite:///{home}/train.db")
+    proc = subprocess.run([sys.executable, "-m", "bot.cli", "train", str(corpus), "--name", "tiny", "--preset",
+                           "tiny", "--max-steps", "8", "--threads", "1"], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    if proc.returncode != 0:
+        pytest.fail(f"training the tiny model failed:\n{proc.stdout}\n{proc.stderr}")
+    return home
+
+
+def copy_home(src, dst):
+    import shutil
+
+    shutil.copytree(src / "models", dst / "models")
+    shutil.copy(src / "corpus.txt", dst / "corpus.txt")
+    return dst

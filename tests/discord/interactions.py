@@ -314,12 +314,12 @@ class Harness:
             await asyncio.wait_for(asyncio.gather(*tasks), self.timeout)
         return tasks
 
-    async def slash(self, name: str, *, subcommand: str | None = None, wait: bool = True, user_id: int = USER_ID,
+    async def slash(self, command: str, /, *, subcommand: str | None = None, wait: bool = True, user_id: int = USER_ID,
                     permissions: str = MEMBER_PERMISSIONS, channel_id: int = CHANNEL_ID,
                     guild_id: int | None = GUILD_ID, resolved: dict | None = None,
                     raw_options: list[dict] | None = None, **options: typing.Any) -> dict:
         opts = list(raw_options or []) + [option(k, v) for k, v in options.items()]
-        payload = interaction_payload(name, opts, subcommand=subcommand, user_id=user_id, permissions=permissions,
+        payload = interaction_payload(command, opts, subcommand=subcommand, user_id=user_id, permissions=permissions,
                                       channel_id=channel_id, guild_id=guild_id, resolved=resolved)
         await self.dispatch(payload, wait=wait)
         return payload

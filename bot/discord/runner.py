@@ -1,0 +1,176 @@
+"""`ghostwrite bot`: a standalone Discord bot that loads the same extension a host bot would
+(``bot.discord``); nothing the extension needs lives here.
+
+The token comes from ``DISCORD_TOKEN`` or ``--token-file`` and is never printed or logged. ``--sync`` pushes the
+slash commands to Discord (globally, or to one ``--guild`` where they appear at once). SIGTERM and Ctrl+C
+close the bot gracefully: the extension stops taking requests, lets running generations finish for a while
+and stores the rest as interrupted.
+
+``GHOSTWRITE_DISCORD_API_BASE`` and ``GHOSTWRITE_DISCORD_GATEWAY`` point the client at another Discord API
+and gateway (the end-to-end tests run a fake one on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Optional
+
+import discord
+import typer
+import yarl
+from discord.ext import commands
+
+from generator.errors import GhostwriteError
+
+log = logging.getLogger("ghostwrite.discord")
+
+EXTENSION = "bot.discord"
+INVITE_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, send_messages_in_threads=True,
+                                         attach_files=True, read_message_history=True, add_reactions=True)
+
+
+def read_token(token_file: Optional[Path], environ=os.environ) -> str:
+    """The bot token: --token-file wins over DISCORD_TOKEN. Errors never include the token."""
+    if token_file is not None:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise GhostwriteError(f"cannot read the token file {token_file}: {e.strerror}") from None
+        if not token:
+            raise GhostwriteError(f"the token file {token_file} is empty")
+        return token
+    token = (environ.get("DISCORD_TOKEN") or "").strip()
+    if not token:
+        raise GhostwriteError("no Discord token: set DISCORD_TOKEN or pass --token-file PATH")
+    return token
+
+
+def apply_endpoint_overrides(environ=os.environ) -> None:
+    """Point discord.py at another API base / gateway (tests, proxies). Public class attributes only."""
+    base = environ.get("GHOSTWRITE_DISCORD_API_BASE")
+    if base:
+        discord.http.Route.BASE = base.rstrip("/")
+    gateway = environ.get("GHOSTWRITE_DISCORD_GATEWAY")
+    if gateway:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
+
+
+def make_intents() -> discord.Intents:
+    intents = discord.Intents.default()
+    intents.message_content = True  # privileged: prefix commands and mentions read message text
+    intents.members = False
+    intents.presences = False
+    return intents
+
+
+class _Standalone:
+    """What the standalone bot adds to a plain discord.py bot: load the extension, optionally sync."""
+
+    def __init__(self, *, prefix: str, sync: bool, guild: Optional[int], **kwargs):
+        super().__init__(command_prefix=commands.when_mentioned_or(prefix), intents=make_intents(),
+                         allowed_mentions=discord.AllowedMentions.none(), **kwargs)
+        self._sync, self._sync_guild = sync, guild
+
+    async def setup_hook(self) -> None:
+        await self.load_extension(EXTENSION)
+        if self._sync:
+            if self._sync_guild:
+                target = discord.Object(id=self._sync_guild)
+                self.tree.copy_global_to(guild=target)
+                synced = await self.tree.sync(guild=target)
+                log.info("synced %d slash commands to guild %s", len(synced), self._sync_guild)
+            else:
+                synced = await self.tree.sync()
+                log.info("synced %d slash commands globally (they can take a while to appear)", len(synced))
+
+    async def on_ready(self) -> None:
+        log.info("logged in as %s (%s) in %d server(s)", self.user, self.user and self.user.id, len(self.guilds))
+        if self.application_id:
+            url = discord.utils.oauth_url(self.application_id, permissions=INVITE_PERMISSIONS,
+                                          scopes=("bot", "applications.commands"))
+            log.info("invite link: %s", url)
+
+
+class GhostwriteBot(_Standalone, commands.Bot):
+    pass
+
+
+class ShardedGhostwriteBot(_Standalone, commands.AutoShardedBot):
+    pass
+
+
+def make_bot(*, prefix: str = "!", sync: bool = False, guild: Optional[int] = None,
+             shards: Optional[int] = None) -> commands.Bot:
+    """One gateway connection by default; `shards` N > 0 for N shards, 0 for Discord's recommendation."""
+    if shards is None:
+        return GhostwriteBot(prefix=prefix, sync=sync, guild=guild)
+    return ShardedGhostwriteBot(prefix=prefix, sync=sync, guild=guild, **({"shard_count": shards} if shards else {}))
+
+
+async def run_bot(token: str, *, prefix: str = "!", sync: bool = False, guild: Optional[int] = None,
+                  shards: Optional[int] = None) -> None:
+    apply_endpoint_overrides()
+    bot = make_bot(prefix=prefix, sync=sync, guild=guild, shards=shards)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
+            pass
+    async with bot:
+        try:
+            await bot.login(token)
+        except discord.LoginFailure:
+            raise GhostwriteError("Discord rejected the token (check DISCORD_TOKEN / --token-file)") from None
+        connection = asyncio.create_task(bot.connect(), name="ghostwrite-gateway")
+        stopper = asyncio.create_task(stop.wait(), name="ghostwrite-stop")
+        done, _ = await asyncio.wait({connection, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done:
+            log.info("shutting down: finishing running generations")
+            await bot.close()  # unloads the extension first, which drains in-flight generations
+        else:
+            stopper.cancel()
+        await connection  # re-raises a gateway failure
+    log.info("stopped")
+
+
+def bot_command(
+    token_file: Optional[Path] = typer.Option(None, "--token-file", help="File holding the bot token "
+                                              "(default: the DISCORD_TOKEN environment variable)."),
+    sync: bool = typer.Option(False, "--sync", help="Register the slash commands with Discord on start."),
+    guild: Optional[int] = typer.Option(None, "--guild", help="With --sync: only this server (instant)."),
+    prefix: str = typer.Option("!", "--prefix", help="Prefix for text commands (mentioning the bot works too)."),
+    shards: Optional[int] = typer.Option(None, "--shards", help="Shard count; 0 = Discord's recommendation (default: one connection)."),
+):
+    """Run the Discord bot (slash and prefix commands, streaming continuations, /retrain)."""
+    token = read_token(token_file)
+    for name in ("ghostwrite", "discord"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if guild is not None and not sync:
+        raise GhostwriteError("--guild only makes sense with --sync")
+    try:
+        asyncio.run(run_bot(token, prefix=prefix, sync=sync, guild=guild, shards=shards))
+    except KeyboardInterrupt:  # pragma: no cover - the signal handler normally takes Ctrl+C
+        pass
+
+
+def main() -> None:  # python -m bot.discord.runner
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(bot_command)
+    try:
+        app()
+    except GhostwriteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
