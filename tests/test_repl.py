@@ -1,0 +1,435 @@
+"""The REPL without a terminal: commands and story handling through a session with an injected console
+(a fake service for the failure paths, the real one with the tiny model for the store), and piped mode
+through the real `ghostwrite repl` command in a subprocess."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from bot.repl import commands
+from bot.repl.session import ReplSession
+from bot.repl.story import Story, escape_line, joiner, unescape_line
+from bot.service import Result
+from generator.errors import GhostwriteError
+
+REPO = Path(__file__).resolve().parents[1]
+GHOSTWRITE = REPO / ".venv" / "bin" / "ghostwrite"
+
+
+# ---- a fake service ---------------------------------------------------------------------------------
+class FakeStream:
+    def __init__(self, svc, req, cancel):
+        self.svc, self.req, self.cancel = svc, req, cancel
+        self.result = None
+
+    def __iter__(self):
+        svc, text, status = self.svc, [], "complete"
+        for i, piece in enumerate(svc.pieces):
+            if svc.crash_at == i:
+                raise RuntimeError("boom")
+            text.append(piece)
+            yield piece
+            if svc.interrupt_at == i:
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            if svc.delay:
+                time.sleep(svc.delay)
+            if self.cancel.is_set():
+                status = "interrupted"
+                break
+        svc.next_id += 1
+        gid = None if svc.store_error else svc.next_id
+        self.result = Result(gid, "".join(text), svc.status if status == "complete" else status,
+                             "the model broke" if svc.status == "error" else None, "fake", svc.version,
+                             3, len(text), 5, dict(self.req.settings), svc.store_error)
+
+
+class FakeStore:
+    def __init__(self, gens=(), fail=None):
+        self.gens, self.fail = list(gens), fail
+        self.calls = []
+
+    def list_generations(self, **kw):
+        self.calls.append(kw)
+        if self.fail:
+            raise GhostwriteError(self.fail)
+        return self.gens
+
+
+class FakeService:
+    max_prompt_chars = 20_000
+
+    def __init__(self, pieces=("Once", " upon", " a time."), **kw):
+        self.pieces = list(pieces)
+        self.requests = []
+        self.next_id = 100
+        self.version = 1
+        self.fail = kw.get("fail")
+        self.status = kw.get("status", "complete")
+        self.store_error = kw.get("store_error")
+        self.crash_at = kw.get("crash_at")
+        self.interrupt_at = kw.get("interrupt_at")
+        self.delay = kw.get("delay", 0)
+        self.store = kw.get("store") or FakeStore()
+
+    def resolve(self, spec):
+        if spec in (None, "fake"):
+            return "fake", self.version
+        if spec == "fake@v1":
+            return "fake", 1
+        raise GhostwriteError(f"unknown model {spec!r} (models: fake)")
+
+    def models(self):
+        return [{"name": "fake", "version": self.version, "tokenizer": {"kind": "char"}, "parameters": 10,
+                 "val_bpc": 2.5, "corpus": "c", "created": "2026-01-01T00:00:00"}]
+
+    def card(self, spec):
+        name, version = self.resolve(spec)
+        return {"name": name, "version": version, "corpus": "c", "tokenizer": {"kind": "char", "vocab_size": 9},
+                "model": {"num_layers": 1, "hidden_size": 8}, "parameters": 10, "val_bpc": 2.5}
+
+    def stream(self, req, cancel=None):
+        self.requests.append(req)
+        if self.fail:
+            raise self.fail
+        return FakeStream(self, req, cancel)
+
+
+def make(svc=None, **kw):
+    console = Console(file=io.StringIO(), width=100, color_system=None, force_terminal=False)
+    s = ReplSession(svc or FakeService(), console, **kw)
+    return s
+
+
+def screen(s: ReplSession) -> str:
+    text = s.console.file.getvalue()
+    s.console.file.seek(0)
+    s.console.file.truncate()
+    return text
+
+
+def one_line(s: ReplSession) -> str:
+    out = screen(s).strip("\n")
+    assert "\n" not in out and "Traceback" not in out, out
+    return out
+
+
+# ---- the story ----------------------------------------------------------------------------------------
+def test_joiner_and_story_text():
+    assert joiner("", "The") == ""
+    assert joiner("The king", "said") == " "
+    assert joiner("The king ", "said") == ""
+    assert joiner("The king", ", said") == ""
+    st = Story()
+    st.add("The king").model = " spoke."
+    st.add("Then").model = " silence"
+    assert st.text() == "The king spoke. Then silence"
+    assert st.tail(7) == "silence"
+    assert st.to_text().endswith("\n")
+
+
+def test_markdown_and_escaping():
+    st = Story()
+    t = st.add("# Title *not*")
+    t.model = "\n- a list_item\nand more"
+    md = st.to_markdown("fake@v1", "2026-01-01")
+    assert md.startswith("*Written with ghostwrite (fake@v1), 2026-01-01.")
+    assert "**\\# Title \\*not\\***" in md
+    assert "\\- a list\\_item  \nand more" in md
+    for text in ("a\nb", "back\\slash\\n", "\r\n\\\\"):
+        assert "\n" not in escape_line(text) and unescape_line(escape_line(text)) == text
+
+
+# ---- commands ----------------------------------------------------------------------------------------
+def test_unknown_and_ambiguous_commands_are_one_line_hints():
+    s = make()
+    s.handle("/frobnicate")
+    assert "unknown command /frobnicate" in one_line(s)
+    s.handle("/re")
+    assert "could be" in one_line(s)
+    s.handle("/he")  # a unique prefix
+    assert "/set" in screen(s)
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("/set temperature -1", "temperature must be between 0"),
+    ("/set top_p 2", "top_p must be in (0, 1]"),
+    ("/set top_k 1.5", "top_k must be a number"),
+    ("/set penalty 0", "repetition_penalty must be in (0, 10]"),
+    ("/set length 0", "length must be between 1 and 20,000 chars"),
+    ("/set unit lines", "unit must be one of"),
+    ("/set unit paragraphs", "set both, e.g. /set length 3 paragraphs"),
+    ("/set seed abc", "seed must be a number"),
+    ("/set colour red", "unknown setting 'colour'"),
+    ("/set temperature", "usage: /set temperature VALUE"),
+])
+def test_bad_settings_get_one_line_and_change_nothing(line, expected):
+    s = make()
+    before = dict(s.settings)
+    s.handle(line)
+    assert expected in one_line(s)
+    assert s.settings == before
+
+
+def test_set_values():
+    s = make()
+    for line in ("/set temperature 0.5", "/set top_k 40", "/set parameter top_p 0.9", "/set penalty 1.2",
+                 "/set length 3 sentences", "/set seed 7"):
+        s.handle(line)
+    assert s.settings == {"temperature": 0.5, "top_k": 40, "top_p": 0.9, "repetition_penalty": 1.2,
+                          "length": 3, "unit": "sentences", "seed": 7}
+    s.handle("/set seed random")
+    s.handle("/set unit word")
+    assert s.settings["seed"] is None and s.settings["unit"] == "words"
+    screen(s)
+    s.handle("/set")
+    assert "length 3 words" in one_line(s)
+
+
+def test_story_turns_parents_continue_retry_undo():
+    svc = FakeService()
+    s = make(svc)
+    s.handle("The king")
+    assert s.story.text() == "The kingOnce upon a time."
+    assert svc.requests[-1].prompt == "The king" and svc.requests[-1].parent_id is None
+    assert svc.requests[-1].source == "repl"
+    first = s.story.last.generation_id
+    s.handle("And then")
+    assert svc.requests[-1].prompt == "The kingOnce upon a time. And then"
+    assert svc.requests[-1].parent_id == first
+    second = s.story.last.generation_id
+    s.handle("/retry")
+    assert svc.requests[-1].prompt == "The kingOnce upon a time. And then"
+    assert svc.requests[-1].parent_id == second  # the retry points at what it replaces
+    assert s.story.text() == "The kingOnce upon a time. And thenOnce upon a time."
+    assert s.story.last.generation_id != second
+    s.handle("/continue")
+    assert svc.requests[-1].prompt == s.story.text()[: -len("Once upon a time.")]
+    assert len(s.story.turns) == 3
+    s.handle("/undo")
+    s.handle("/undo")
+    assert s.story.text() == "The kingOnce upon a time."
+    s.handle("/new")
+    assert not s.story
+    screen(s)
+    for line in ("/undo", "/retry", "/continue"):
+        s.handle(line)
+        assert one_line(s)
+    assert len(svc.requests) == 4
+
+
+def test_story_prompt_is_the_tail():
+    svc = FakeService(pieces=["x" * 3000])
+    s = make(svc)
+    s.handle("a" * 3000)
+    s.handle("b")
+    assert len(svc.requests[-1].prompt) == 4000 and svc.requests[-1].prompt.endswith("x b")
+
+
+def test_single_mode_each_prompt_stands_alone():
+    svc = FakeService()
+    s = make(svc, mode="single")
+    s.handle("One")
+    s.handle("Two")
+    assert svc.requests[-1].prompt == "Two" and svc.requests[-1].parent_id is None
+    s.handle("/mode story")
+    s.handle("Three")
+    assert svc.requests[-1].prompt == "TwoOnce upon a time. Three"
+
+
+def test_a_megabyte_prompt_is_refused_with_the_limit():
+    svc = FakeService()
+    s = make(svc)
+    s.handle("x" * 1_000_000)
+    out = one_line(s)
+    assert "1,000,000 characters" in out and "the limit is 20,000" in out
+    assert not svc.requests and not s.story
+
+
+def test_service_errors_are_one_line_and_the_session_goes_on():
+    s = make(FakeService(fail=GhostwriteError("unknown model 'gone' (models: fake)")))
+    s.handle("Hello")
+    assert "error: unknown model 'gone'" in screen(s)
+    assert not s.story
+    s = make(FakeService(status="error"))
+    s.handle("Hello")
+    assert "error: the model broke" in screen(s) and not s.story
+    s = make(FakeService(crash_at=1))
+    s.handle("Hello")
+    out = screen(s)
+    assert "internal error: RuntimeError: boom" in out and "Traceback" not in out
+    s = make(FakeService(store_error="database is locked (kept in unsaved-generations.jsonl)"))
+    s.handle("Hello")
+    out = screen(s)
+    assert "not stored yet: database is locked" in out
+    assert s.story.text() == "HelloOnce upon a time."  # the text is kept; the row is spooled
+
+
+def test_ctrl_c_during_generation_keeps_the_partial_text():
+    svc = FakeService(pieces=[f" w{i}" for i in range(200)], interrupt_at=2, delay=0.01)
+    s = make(svc)
+    s.handle("Start")
+    turn = s.story.last
+    assert turn.status == "interrupted"
+    assert turn.model.startswith(" w0 w1 w2") and len(turn.model) < len(" w0") * 100
+    assert "stopped" in screen(s)
+    s.handle("/set length 10")  # still running
+    assert "length 10" in screen(s)
+
+
+def test_save_txt_and_md(tmp_path):
+    s = make()
+    s.handle("/save x.txt")
+    assert "nothing to save" in one_line(s)
+    s.handle("The king")
+    screen(s)
+    s.handle(f"/save {tmp_path / 'story'}")
+    assert (tmp_path / "story.txt").read_text() == "The kingOnce upon a time.\n"
+    s.handle(f"/save {tmp_path / 'sub' / 'story.md'}")
+    md = (tmp_path / "sub" / "story.md").read_text()
+    assert "**The king**Once upon a time." in md
+    s.handle(f"/save {tmp_path / 'story.pdf'}")
+    assert "save as .txt or .md" in screen(s).splitlines()[-1]
+    s.handle(f"/save {tmp_path}")
+    assert "is a folder" in one_line(s)
+
+
+def test_history_show_models_model():
+    from datetime import datetime
+
+    from bot.store.records import Generation
+
+    gen = Generation(id=7, created_at=datetime(2026, 1, 2, 3, 4), source="repl", user_id=None, user_name="me",
+                     guild_id=None, channel_id=None, model="fake", model_version=1, prompt="The king",
+                     output="spoke at last", status="interrupted")
+    store = FakeStore([gen])
+    s = make(FakeService(store=store))
+    s.handle("/history 5")
+    out = one_line(s)
+    assert "#7" in out and "[interrupted]" in out and "spoke at last" in out
+    assert store.calls == [{"source": "repl", "limit": 5}]
+    s.handle("/history x")
+    assert "usage: /history [N]" in one_line(s)
+    s = make(FakeService(store=FakeStore(fail="the database is unreachable")))
+    s.handle("/history")
+    assert "the database is unreachable" in one_line(s)
+    s.handle("/show")
+    out = screen(s)
+    assert "temperature 0.8" in out and "fake@v1" in out and "2.500 bits/char" in out
+    s.handle("/models")
+    assert "fake@v1" in screen(s)
+    s.handle("/model nosuch")
+    assert "unknown model 'nosuch'" in one_line(s)
+    s.handle("/model fake@v1")
+    assert s.model_spec == "fake@v1" and s.label == "fake@v1"
+
+
+class FakeRunner:
+    def __init__(self):
+        self.submitted, self.cancelled, self.state = [], [], "running"
+
+    def submit(self, model, corpus, base=None, max_time=None, requested_by=None):
+        self.submitted.append((model, corpus, base, max_time, requested_by))
+        return 3
+
+    def status(self, run_id=None):
+        return {"id": 3, "model": "fake", "corpus": "c", "status": self.state, "new_version": 2,
+                "val_bpc": 2.1, "progress": {"step": 5, "total_steps": 10}, "error": None}
+
+    def current(self):
+        return 3 if self.state == "running" else None
+
+    def cancel(self, run_id=None):
+        self.cancelled.append(run_id)
+        self.state = "cancelled"
+        return True
+
+
+def test_retrain_through_the_job_runner():
+    s = make()
+    s.jobs = runner = FakeRunner()
+    s.handle("/retrain")
+    assert "usage: /retrain" in one_line(s)
+    s.handle("/retrain corpus.txt --max-time abc")
+    assert "--max-time takes seconds" in one_line(s)
+    s.handle("/retrain 'my corpus.txt' --fresh --max-time 30")
+    assert runner.submitted == [("fake", "my corpus.txt", "fresh", 30.0, "repl")]
+    assert "training run 3 started" in one_line(s)
+    s.handle("/retrain status")
+    assert "running, step 5/10" in one_line(s)
+    s.handle("/quit")
+    assert not s.done and "quit again" in one_line(s)
+    runner.state = "complete"
+    s.poll_jobs()
+    assert "fake@v2 serves from now on" in one_line(s)
+    s.handle("/quit")
+    assert s.done and not runner.cancelled
+
+
+# ---- the real service, in process --------------------------------------------------------------------
+def test_real_service_story_rows(tiny_model):
+    from bot.service import ContinuationService
+
+    svc = ContinuationService()
+    s = make(svc, model="tiny", settings={"length": 12, "seed": 1})
+    s.handle("The king")
+    s.handle("/continue")
+    s.handle("/retry")
+    ids = [t.generation_id for t in s.story.turns]
+    rows = [svc.store.get(i) for i in ids]
+    assert all(r.source == "repl" and r.status == "complete" and r.model == "tiny" for r in rows)
+    assert rows[0].prompt == "The king" and rows[0].output == s.story.turns[0].model
+    assert rows[1].prompt == s.story.turns[0].text
+    retried = svc.store.get(rows[1].parent_id)  # the /continue that /retry replaced
+    assert retried.prompt == rows[1].prompt and retried.parent_id == rows[0].id
+    assert [g.id for g in svc.store.chain(rows[1].id)] == [rows[0].id, retried.id, rows[1].id]
+    assert "seed is fixed" in screen(s)
+    s.handle("/show")
+    assert "tiny@v1" in screen(s)
+
+
+# ---- piped mode: the real command ---------------------------------------------------------------------
+def _run(args, stdin, timeout=60):
+    env = dict(os.environ, GHOSTWRITE_THREADS="1")
+    return subprocess.run([str(GHOSTWRITE), "repl", *args], input=stdin, capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=REPO)
+
+
+def test_piped_one_line_per_prompt(tiny_model, tmp_path):
+    from bot.store import Store
+
+    store = Store()
+    before = {g.id for g in store.list_generations(source="repl", limit=None)}
+    lines = ["/set length 300", "/set unit paragraphs", "/set length 30", "The king", "", "/set temperature -1",
+             "/nosuch", "x" * 1_000_000, "//slash", f"/save {tmp_path / 'piped.md'}"]
+    p = _run(["tiny"], "\n".join(lines) + "\n")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.split("\n")
+    assert out[-1] == "" and len(out) - 1 == 4, p.stdout  # 4 non-command lines in → 4 lines out
+    assert out[0] and out[1] and out[2] == "" and out[3]
+    err = p.stderr
+    assert "Traceback" not in err and "\x1b[" not in p.stdout + err
+    assert "set both" in err and "temperature must be between 0" in err and "unknown command /nosuch" in err
+    assert "the limit is 20,000" in err
+    assert (tmp_path / "piped.md").exists()
+    rows = [g for g in store.list_generations(source="repl", limit=None) if g.id not in before][::-1]
+    assert len(rows) == 3 and all(r.status == "complete" and r.source == "repl" for r in rows)
+    assert [unescape_line(line) for line in (out[0], out[1], out[3])] == [r.output for r in rows]
+    assert rows[0].prompt == "The king"
+    assert rows[1].prompt == "The king" + rows[0].output and rows[1].parent_id == rows[0].id
+    assert rows[2].prompt.endswith("/slash") and rows[2].parent_id == rows[1].id
+    assert all(len(r.output) == 30 for r in rows)
+
+
+def test_piped_unknown_model_exits_2(tiny_model):
+    p = _run(["nosuch"], "hello\n")
+    assert p.returncode == 2 and p.stdout == ""
+    assert "unknown model 'nosuch'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
