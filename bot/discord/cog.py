@@ -274,7 +274,7 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
         result = getattr(astream, "result", None)
         try:
             if result is not None:
-                await reply.finish(self.footer(result))
+                await reply.finish(self.footer(result), wait=False)
                 if reply.last_message_id is not None:
                     await self.io(self.store.set_message_id, result.generation_id, reply.last_message_id)
             else:

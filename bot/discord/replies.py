@@ -148,6 +148,7 @@ class StreamingReply:
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._last_push: float | None = None
         self.updates = 0
 
     def feed(self, piece: str) -> None:
@@ -175,6 +176,7 @@ class StreamingReply:
 
     async def _push(self, pages: list[str], view: discord.ui.View | None) -> None:
         async with self._lock:
+            self._last_push = time.monotonic()
             self._dirty = False
             self.updates += 1
             last = len(pages) - 1
@@ -196,8 +198,11 @@ class StreamingReply:
             except Exception:  # the loop logs its own HTTP errors; never lose the final push over it
                 log.debug("stream edit loop ended with an error", exc_info=True)
 
-    async def finish(self, foot: str, view: discord.ui.View | None = None) -> None:
+    async def finish(self, foot: str, view: discord.ui.View | None = None, *, wait: bool = True) -> None:
+        """The final pages. With `wait`, keeps to the edit rate (the last streamed edit may be recent)."""
         await self.stop()
+        if wait and self._last_push is not None:
+            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - self._last_push)))
         await self._push(render.render_pages(self.shown_prompt, self.text, foot), view)
 
     @property

@@ -217,15 +217,14 @@ class FakeDiscord:
                     payload = json.loads(value)
                 elif hasattr(value, "file"):
                     files[value.filename] = value.file.read()
-        self.calls.append(Call(request.method, path, payload, list(files)))
-        content = (payload or {}).get("content")
-        if content is None and isinstance((payload or {}).get("data"), dict):
-            content = payload["data"].get("content")
+        call = Call(request.method, path, payload, list(files))
+        self.calls.append(call)
+        content = call.text
         if content is not None and len(content) > self.content_limit:
             return _json(content_error(self.content_limit), 400)
         parts = path.strip("/").split("/")
         try:
-            result = self._route(request.method, parts, payload or {}, files)
+            result = self._route(request.method, parts, payload if payload is not None else {}, files)
         except KeyError:
             result = None
         if result is None:
@@ -350,10 +349,15 @@ class FakeDiscord:
         out = []
         for c in self.calls[start:end]:
             extra = ""
-            if c.payload is not None:
-                body = c.payload.get("data", c.payload) if "type" in c.payload else c.payload
-                text = body.get("content") if isinstance(body, dict) else None
-                extra = f" type={c.payload['type']}" if "type" in c.payload else ""
+            if isinstance(c.payload, list):
+                extra = f" [{len(c.payload)} commands]"
+            elif c.payload is not None:
+                text = c.text
+                extra = f" type={c.payload['type']}" if c.path.endswith("/callback") else ""
+                if c.ephemeral:
+                    extra += " ephemeral"
+                if c.payload.get("components"):
+                    extra += " +buttons"
                 if text is not None:
                     extra += f" content[{len(text)}]={text[:40]!r}"
             if c.files:

@@ -161,12 +161,12 @@ class Call:
 
     @property
     def content(self) -> str | None:
-        return (self.payload or {}).get("content")
+        return self.payload.get("content") if isinstance(self.payload, dict) else None
 
     @property
     def body(self) -> dict:
         """The message part of the payload (an interaction callback nests it under "data")."""
-        p = self.payload or {}
+        p = self.payload if isinstance(self.payload, dict) else {}
         return p["data"] if self.path.endswith("/callback") and isinstance(p.get("data"), dict) else p
 
     @property
