@@ -43,8 +43,9 @@ def build_model(state: dict, meta: dict) -> LSTMLanguageModel:
 class LogitsProcessor:
     """Turns one row of logits into the next token: repetition penalty, temperature, top-k, top-p."""
 
-    def __init__(self, settings: SamplingSettings, vocab_size: int, window: int = 64):
+    def __init__(self, settings: SamplingSettings, vocab_size: int, window: int = 64, banned: int | None = None):
         self.s = settings
+        self.banned = banned  # the unknown token: a placeholder for input, never something to write
         self.window = window
         self.recent: list[int] = []
         self.counts = torch.zeros(vocab_size, dtype=torch.int32) if settings.repetition_penalty != 1.0 else None
@@ -60,6 +61,9 @@ class LogitsProcessor:
 
     def __call__(self, logits: torch.Tensor) -> int:
         logits = logits.float()
+        if self.banned is not None:
+            logits = logits.clone()
+            logits[self.banned] = float("-inf")
         s = self.s
         if self.counts is not None:
             seen = self.counts > 0
@@ -133,7 +137,7 @@ class Generation:
         context = self.prompt[-CONTEXT_CHARS:] or "\n"
         ids = tok.encode(context) or [tok.unk_id]
         self.tokens_in = len(ids)
-        proc = LogitsProcessor(s, tok.vocab_size)
+        proc = LogitsProcessor(s, tok.vocab_size, banned=tok.unk_id)
         for t in ids[-proc.window:]:
             proc.observe(t)
         model = lm.model

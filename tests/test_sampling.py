@@ -122,3 +122,8 @@ def test_stop_rule_words_and_paragraphs():
     assert feed_all(StopRule("words", 3), " one, two  three four") == " one, two  three"
     assert feed_all(StopRule("words", 3), "孙悟空来了") == "孙悟空"
     assert feed_all(StopRule("paragraphs", 2), "A b.\nc d.\n\nE f.\n\n\nG") == "A b.\nc d.\n\nE f."
+
+
+def test_never_writes_the_unknown_token(lm):
+    out = lm.complete("\ufffd\ufffd\ufffd", {"length": 400, "temperature": 2.0, "seed": 11})
+    assert "\ufffd" not in out
