@@ -389,6 +389,8 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
             text = str(original)
         elif isinstance(original, commands.CheckFailure):
             text = str(original) or "You can't use that here."
+        elif isinstance(original, app_commands.TransformerError):
+            text = f"I couldn't use {original.value!r} there."
         elif isinstance(original, commands.UserInputError):
             text = f"{original} Usage: `{ctx.clean_prefix}{ctx.command.qualified_name} {ctx.command.signature}`"
         elif isinstance(original, (commands.CommandOnCooldown, commands.MaxConcurrencyReached)):

@@ -25,38 +25,11 @@ import typing
 import aiohttp
 from aiohttp import web
 
-from interactions import (APP_ID, BOT_USER_ID, CHANNEL_ID, GUILD_ID, USER_ID, Call, attachment_payload,
-                          channel_payload, content_error, interaction_payload, member_payload, message_payload,
-                          now_iso, snowflake, user_payload)
+from interactions import (APP_ID, BOT_USER_ID, CHANNEL_ID, GUILD_ID, OWNER_ID, USER_ID, Call,  # noqa: F401
+                          attachment_payload, channel_payload, content_error, guild_payload, interaction_payload,
+                          member_payload, message_payload, now_iso, snowflake, user_payload)
 
-OWNER_ID = 900000000000000999
 TOKEN = "fake-token.for-tests.only"
-
-
-def role_payload(role_id: int, name: str, permissions: int, position: int = 0) -> dict:
-    return {"id": str(role_id), "name": name, "color": 0,
-            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
-            "hoist": False, "position": position, "permissions": str(permissions), "managed": False,
-            "mentionable": False, "flags": 0, "icon": None, "unicode_emoji": None}
-
-
-def guild_payload(guild_id: int = GUILD_ID, channel_ids: typing.Sequence[int] = (CHANNEL_ID,),
-                  owner_id: int = OWNER_ID) -> dict:
-    everyone = 1 | 1024 | 2048 | 64 | 32768 | (1 << 31)  # invite, view, send, react, attach, app commands
-    return {
-        "id": str(guild_id), "name": "Fake Guild", "icon": None, "splash": None, "discovery_splash": None,
-        "owner_id": str(owner_id), "afk_channel_id": None, "afk_timeout": 300, "verification_level": 0,
-        "default_message_notifications": 0, "explicit_content_filter": 0,
-        "roles": [role_payload(guild_id, "@everyone", everyone)], "emojis": [], "stickers": [],
-        "features": [], "mfa_level": 0, "system_channel_id": None, "system_channel_flags": 0,
-        "rules_channel_id": None, "vanity_url_code": None, "description": None, "banner": None,
-        "premium_tier": 0, "preferred_locale": "en-US", "public_updates_channel_id": None, "nsfw_level": 0,
-        "premium_progress_bar_enabled": False, "member_count": 3, "large": False, "unavailable": False,
-        "joined_at": now_iso(), "threads": [], "voice_states": [], "presences": [], "stage_instances": [],
-        "guild_scheduled_events": [], "soundboard_sounds": [],
-        "channels": [channel_payload(cid, None, f"chan-{i}") for i, cid in enumerate(channel_ids)],
-        "members": [member_payload(BOT_USER_ID, "ghostwrite", bot=True)],
-    }
 
 
 def _json(data: typing.Any, status: int = 200) -> web.Response:
@@ -138,6 +111,9 @@ class FakeDiscord:
             frame = json.loads(msg.data)
             op = frame.get("op")
             if op == 1:
+                # Not instantly: discord.py's heartbeat thread stamps the send after the write returns, and an
+                # ACK faster than that reads as a 41 s latency ("Can't keep up"). Real Discord takes ~50 ms.
+                await asyncio.sleep(0.05)
                 await ws.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
             elif op == 2:
                 self.identify_payload = frame["d"]

@@ -30,6 +30,7 @@ BOT_USER_ID = APP_ID
 GUILD_ID = 900000000000000100
 CHANNEL_ID = 900000000000000200
 USER_ID = 900000000000000300
+OWNER_ID = 900000000000000999
 ADMIN_PERMISSIONS = str(discord.Permissions.all().value)
 MEMBER_PERMISSIONS = str(discord.Permissions(send_messages=True, read_messages=True, add_reactions=True,
                                              use_application_commands=True, attach_files=True).value)
@@ -93,6 +94,32 @@ def attachment_payload(filename: str, size: int, *, attachment_id: int | None = 
                        url: str = "http://127.0.0.1:9/attachments/file.txt", content_type: str = "text/plain") -> dict:
     return {"id": str(attachment_id or snowflake()), "filename": filename, "size": size, "url": url,
             "proxy_url": url, "content_type": content_type}
+
+
+def role_payload(role_id: int, name: str, permissions: int, position: int = 0) -> dict:
+    return {"id": str(role_id), "name": name, "color": 0,
+            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+            "hoist": False, "position": position, "permissions": str(permissions), "managed": False,
+            "mentionable": False, "flags": 0, "icon": None, "unicode_emoji": None}
+
+
+def guild_payload(guild_id: int = GUILD_ID, channel_ids: typing.Sequence[int] = (CHANNEL_ID,),
+                  owner_id: int = OWNER_ID) -> dict:
+    everyone = 1 | 1024 | 2048 | 64 | 32768 | (1 << 31)  # invite, view, send, react, attach, app commands
+    return {
+        "id": str(guild_id), "name": "Fake Guild", "icon": None, "splash": None, "discovery_splash": None,
+        "owner_id": str(owner_id), "afk_channel_id": None, "afk_timeout": 300, "verification_level": 0,
+        "default_message_notifications": 0, "explicit_content_filter": 0,
+        "roles": [role_payload(guild_id, "@everyone", everyone)], "emojis": [], "stickers": [],
+        "features": [], "mfa_level": 0, "system_channel_id": None, "system_channel_flags": 0,
+        "rules_channel_id": None, "vanity_url_code": None, "description": None, "banner": None,
+        "premium_tier": 0, "preferred_locale": "en-US", "public_updates_channel_id": None, "nsfw_level": 0,
+        "premium_progress_bar_enabled": False, "member_count": 3, "large": False, "unavailable": False,
+        "joined_at": now_iso(), "threads": [], "voice_states": [], "presences": [], "stage_instances": [],
+        "guild_scheduled_events": [], "soundboard_sounds": [],
+        "channels": [channel_payload(cid, None, f"chan-{i}") for i, cid in enumerate(channel_ids)],
+        "members": [member_payload(BOT_USER_ID, "ghostwrite", bot=True)],
+    }
 
 
 _OPTION_TYPES = {str: 3, int: 4, bool: 5, float: 10}
@@ -269,8 +296,10 @@ class Harness:
     """Feeds interactions to `bot` and records its HTTP answers. Use as an async context manager or call
     `install()`/`uninstall()` (the adapter lives in a ContextVar, so install it in the test's own task)."""
 
-    def __init__(self, bot: discord.Client, *, content_limit: int = 2000, timeout: float = 20.0):
+    def __init__(self, bot: discord.Client, *, content_limit: int = 2000, timeout: float = 20.0,
+                 guild: bool = True):
         self.bot = bot
+        self.guild = guild
         self.adapter = RecordingAdapter(content_limit=content_limit)
         self.timeout = timeout
         self._token = None
@@ -287,6 +316,8 @@ class Harness:
             state.user = discord.ClientUser(state=state, data=user_payload(BOT_USER_ID, "ghostwrite", bot=True))
         if self.bot.application_id is None:
             state.application_id = APP_ID
+        if self.guild and state._get_guild(GUILD_ID) is None:  # as after GUILD_CREATE: channels resolve
+            state._add_guild_from_data(guild_payload(GUILD_ID, (CHANNEL_ID, CHANNEL_ID + 1)))
         self._token = webhook_async.async_context.set(self.adapter)
         return self
 
