@@ -5,6 +5,7 @@ and the other subcommands start fast."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -51,6 +52,8 @@ def train_command(
     base: Optional[str] = typer.Option(None, "--from", help="Fine-tune this model on the corpus (new version)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of this model."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
+    nproc: int = typer.Option(1, "--nproc", help="Train on N processes with DistributedDataParallel "
+                              "(one per GPU; on the CPU they share the cores). Or launch under torchrun."),
     json_out: bool = typer.Option(False, "--json", help="Print the model card as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ):
@@ -69,7 +72,13 @@ def train_command(
                       max_steps=max_steps, eval_every=eval_every, patience=patience, val_fraction=val_fraction,
                       device=device, threads=threads, seed=seed, base=base, resume=resume,
                       checkpoint_every=checkpoint_every)
-    show = not quiet and not json_out and sys.stderr.isatty()
+    from .distributed import env_world_size, launch
+
+    if nproc < 1:
+        fail("--nproc must be at least 1")
+    rank = int(os.environ.get("RANK", "0") or 0) if env_world_size() > 1 else 0
+    run = (lambda c, p=None: launch(c, nproc, p)) if nproc > 1 else train
+    show = not quiet and not json_out and sys.stderr.isatty() and rank == 0
     if show:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -83,9 +92,11 @@ def train_command(
                 bar.update(task, completed=p["step"], total=p.get("total_steps"),
                            info=f"step {p['step']} {loss}{vb} {p['tokens_per_s']:,.0f} tok/s")
 
-            card = train(cfg, on_progress)
+            card = run(cfg, on_progress)
     else:
-        card = train(cfg)
+        card = run(cfg)
+    if not card:  # a rank other than 0 under torchrun: rank 0 reports
+        return
     if json_out:
         print(json.dumps(card, ensure_ascii=False))
     else:

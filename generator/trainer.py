@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import checkpoint, runs
+from . import checkpoint, distributed, runs
 from .autosize import plan as auto_plan
 from .device import configure_cpu, pick
 from .errors import GhostwriteError
@@ -68,13 +68,13 @@ class Trainer:
     # ---- set-up -------------------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.cfg
-        self.device = pick(cfg.device)
+        self.dist, self.device = distributed.setup(pick(cfg.device))  # None alone; else this rank's place
         if self.device.type == "cpu":
             configure_cpu(cfg.threads)
         else:
             torch.backends.cudnn.benchmark = True
         self.amp = torch.bfloat16 if self.device.type == "cuda" else None
-        self.run = runs.prepare(cfg)  # corpus → split → tokenizer → token files (or the resumed run)
+        self.run = distributed.prepare(cfg, self.dist)  # corpus → split → tokenizer → token files (or the resumed run)
         self.meta = self.run.meta
         ck = self.run.dir / "last.pt"
         if cfg.resume and ck.exists():
@@ -85,7 +85,7 @@ class Trainer:
         else:
             if cfg.resume:
                 raise GhostwriteError(f"nothing to resume for {self.meta['name']!r}: no checkpoint in {self.run.dir}")
-            sizes = self._choose_sizes()
+            sizes = distributed.from_main(self.dist, self._choose_sizes)  # rank 0 times the device
             torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights and dropout masks
             self._build(*sizes)
             self.step, self.best, self.bad_evals, self.elapsed_before = 0, math.inf, 0, 0.0
@@ -93,6 +93,7 @@ class Trainer:
             self.curve = {"train": [], "val": []}
             if self.run.base_state is not None:
                 self.model.load_state_dict(self.run.base_state)
+        self.train_model = distributed.wrap(self)  # the model, or the model in DDP
 
     def _choose_sizes(self) -> tuple[ModelConfig, dict]:
         cfg, meta = self.cfg, self.meta
@@ -133,7 +134,7 @@ class Trainer:
         vocab = mc.vocab_size
         self.train_tokens = read_tokens(self.run.dir / "train.bin", vocab)
         self.val_tokens = read_tokens(self.run.dir / "val.bin", vocab)
-        self.batches = StreamBatcher(self.train_tokens, tr["batch_size"], tr["seq_len"])
+        self.batches = StreamBatcher(self.train_tokens, tr["batch_size"], tr["seq_len"], **distributed.shard(self.dist))
         self.meta["model"] = mc.to_dict()
         self.meta["train"] = tr
 
@@ -196,9 +197,11 @@ class Trainer:
         t_seg = time.monotonic()
         while True:
             total = sched.get("total_steps")
-            if total and self.step >= total:
-                break
-            if time.monotonic() >= self.deadline - self.reserve:
+            stop = bool(total and self.step >= total) or time.monotonic() >= self.deadline - self.reserve
+            if self.dist is not None:  # every rank follows rank 0's clock, schedule and early stopping
+                stop = self.dist.agree(self, stop)
+                total = sched.get("total_steps")
+            if stop:
                 break
             lr = self.lr_at(self.step)
             for g in self.opt.param_groups:
@@ -208,7 +211,7 @@ class Trainer:
             if self.step % len(self.batches) == 0:
                 self.hidden = None  # a new pass over the streams starts from a fresh state
             with torch.autocast(device_type=self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                _, hidden, loss = self.model(x, self.hidden, y)
+                _, hidden, loss = self.train_model(x, self.hidden, y)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -252,6 +255,8 @@ class Trainer:
         return 2.0 + val_tokens / (3.0 * tokens_per_s_train) * 1.5
 
     def _validate(self, quick: bool) -> float:
+        if self.dist is not None and not self.dist.is_main:
+            return self.dist.share_validation(self)  # rank 0 validates and tells the others
         toks = self.val_tokens
         limit = 32_768 if quick else None  # a fixed slice: cheap enough to run a dozen times
         if limit and len(toks) > limit:
@@ -267,6 +272,8 @@ class Trainer:
         else:
             self.bad_evals += 1
         self.last_val_bpc = bpc
+        if self.dist is not None:
+            self.dist.share_validation(self)  # the others stop early exactly when rank 0 does
         return bpc
 
     def _state(self) -> dict:
@@ -279,6 +286,8 @@ class Trainer:
         return state
 
     def _save(self, fname: str) -> None:
+        if self.dist is not None and not self.dist.is_main:
+            return
         elapsed = self.elapsed_before + time.monotonic() - self.t_start
         self.meta["progress"] = {"step": self.step, "best": self.best, "bad_evals": self.bad_evals,
                                  "elapsed": elapsed}
@@ -286,6 +295,8 @@ class Trainer:
         checkpoint.save(self.run.dir / fname, self._state(), self.meta)
 
     def _progress(self, loss: float | None, tps: float) -> None:
+        if self.dist is not None and not self.dist.is_main:
+            return
         total = self.meta.get("schedule", {}).get("total_steps")
         elapsed = self.elapsed_before + time.monotonic() - self.t_start
         p = {"step": self.step, "total_steps": total, "loss": loss, "val_bpc": getattr(self, "last_val_bpc", None),
@@ -295,6 +306,8 @@ class Trainer:
         self.on_progress(p)
 
     def _finish(self) -> dict:
+        if self.dist is not None and not self.dist.finish(self):
+            return {}  # rank 0 carries on alone: it validates and publishes
         self._save("last.pt")
         if getattr(self, "last_val_step", None) != self.step:
             self._validate(quick=True)
