@@ -248,7 +248,8 @@ class RetrainMixin:
         await ctx.defer(ephemeral=True)
         # Stopping the trainer can take seconds: not on the worker that serves store calls.
         await self.in_thread(self.runner().cancel, run_id)
-        await ctx.send(f"Cancelled run #{run_id}; the current version keeps serving.", ephemeral=True)
+        await ctx.send(f"Cancelled run #{run_id}; the current version keeps serving.", ephemeral=True,
+                       allowed_mentions=NO_MENTIONS)
 
     async def stop_jobs(self) -> None:
         """On unload: a training job dies with its watcher, so cancel it (the old version keeps serving)."""

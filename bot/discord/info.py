@@ -40,7 +40,8 @@ class InfoMixin:
         cards = await self.io(self.svc.models)
         self.model_cache = cards
         if not cards:
-            await ctx.send("No models yet: an admin can train one with `/retrain`.", ephemeral=True)
+            await ctx.send("No models yet: an admin can train one with `/retrain`.", ephemeral=True,
+                           allowed_mentions=NO_MENTIONS)
             return
         try:
             default = (await self.io(self.svc.resolve, None))[0]
@@ -58,7 +59,7 @@ class InfoMixin:
         count = min(count, self.config.history_limit)
         gens = await self.io(self.store.list_generations, source="discord", user_id=ctx.author.id, limit=count)
         if not gens:
-            await ctx.send("You have no stored continuations.", ephemeral=True)
+            await ctx.send("You have no stored continuations.", ephemeral=True, allowed_mentions=NO_MENTIONS)
             return
         lines = []
         for g in gens:
@@ -73,4 +74,4 @@ class InfoMixin:
         counts = await self.io(self.store.forget_user, ctx.author.id)
         self.cooldown.reset(ctx.author.id)
         done = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if k != "training_runs")
-        await ctx.send(f"Done: deleted {done}.", ephemeral=True)
+        await ctx.send(f"Done: deleted {done}.", ephemeral=True, allowed_mentions=NO_MENTIONS)

@@ -73,7 +73,7 @@ class InteractionSurface(Surface):
         text = render.clip(text)
         response = self.interaction.response
         if not response.is_done():
-            await response.send_message(text, ephemeral=True)
+            await response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
             return
         if not self._original_has_content and response.type in (
             discord.InteractionResponseType.deferred_channel_message,

@@ -27,7 +27,8 @@ class GenerationButton(discord.ui.DynamicItem[discord.ui.Button], template=r"gw:
     async def callback(self, interaction: discord.Interaction) -> None:
         cog = interaction.client.get_cog("Ghostwrite")  # type: ignore[union-attr]
         if cog is None:
-            await interaction.response.send_message("Ghostwrite is not loaded right now.", ephemeral=True)
+            await interaction.response.send_message("Ghostwrite is not loaded right now.", ephemeral=True,
+                                                    allowed_mentions=discord.AllowedMentions.none())
             return
         await cog.on_generation_button(interaction, self.action, self.generation_id)
 

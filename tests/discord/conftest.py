@@ -154,8 +154,12 @@ async def slash_bot(svc):
 
 @pytest_asyncio.fixture
 async def harness(slash_bot):
+    """The interaction harness; afterwards it checks that every message the extension sent or edited
+    allowed no mentions (generated text must never ping)."""
     async with Harness(slash_bot) as h:
         yield h
+    loud = [c for c in h.calls if c.text is not None and c.body.get("allowed_mentions") != {"parse": []}]
+    assert loud == [], f"sent without AllowedMentions.none(): {loud}"
 
 
 @pytest_asyncio.fixture
