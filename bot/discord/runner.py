@@ -31,7 +31,7 @@ log = logging.getLogger("ghostwrite.discord")
 
 EXTENSION = "bot.discord"
 INVITE_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, send_messages_in_threads=True,
-                                         attach_files=True, read_message_history=True, add_reactions=True)
+                                         attach_files=True, read_message_history=True)
 
 
 def read_token(token_file: Optional[Path], environ=os.environ) -> str:

@@ -87,6 +87,7 @@ async def test_login_sync_and_gateway(live):
     assert synced == ["continue", "forget", "history", "models", "retrain", "settings", "story"]
     assert live.server.identify_payload["token"] == TOKEN
     assert live.server.identify_payload["intents"] & (1 << 15)  # message content
+    assert "permissions=274878008320" in live.log()  # the invite link it prints
 
 
 async def test_slash_continue_streams_into_one_message(live):
