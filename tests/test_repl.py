@@ -148,6 +148,32 @@ def test_markdown_and_escaping():
         assert "\n" not in escape_line(text) and unescape_line(escape_line(text)) == text
 
 
+def test_stream_writer_wraps_at_words_on_a_terminal():
+    import re
+
+    from bot.repl.session import StreamWriter
+
+    def render(text):
+        console = Console(file=io.StringIO(), width=20, force_terminal=True, color_system="standard")
+        w = StreamWriter(console)
+        for ch in text:
+            w.feed(ch)
+        w.end()
+        raw = console.file.getvalue()
+        assert "\x1b[32m" in raw
+        # What a terminal shows: "\r\x1b[K" redraws the line (a word moved down), colours aside.
+        return [re.sub(r"\x1b\[[0-9;]*m", "", line.split("\r\x1b[K")[-1]) for line in raw.split("\n")]
+
+    text = "the quick brown fox jumps over the lazy dog, then sleeps.\nend " * 2
+    lines = render(text)
+    assert all(len(line) <= 20 for line in lines), lines
+    assert " ".join(" ".join(lines).split()) == " ".join(text.split())
+    assert all(word in text.split() for line in lines for word in line.split()), lines
+    lines = render("a supercalifragilisticexpialidocious word")
+    assert all(len(line) <= 20 for line in lines) and "".join(lines).replace(" ", "") == \
+        "asupercalifragilisticexpialidociousword"
+
+
 # ---- commands ----------------------------------------------------------------------------------------
 def test_unknown_and_ambiguous_commands_are_one_line_hints():
     s = make()
@@ -396,9 +422,34 @@ def test_real_service_story_rows(tiny_model):
     assert "tiny@v1" in screen(s)
 
 
+def test_real_service_with_the_database_unreachable(tiny_model, session_home, tmp_path, monkeypatch):
+    """The continuation still goes into the story; the row waits in the spool file and the REPL says so
+    in one line (the same path in piped mode, on standard error)."""
+    import json
+
+    from bot.service import ContinuationService
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(session_home / "models")
+    monkeypatch.setenv("GHOSTWRITE_HOME", str(home))
+    monkeypatch.setenv("GHOSTWRITE_DATABASE_URL", f"sqlite:///{tmp_path}/missing/ghostwrite.db")
+    s = make(ContinuationService(), model="tiny", settings={"length": 20})
+    s.handle("The king")
+    out = screen(s)
+    assert "not stored yet: cannot open the database" in out and "Traceback" not in out
+    assert len(s.story.last.model) == 20 and s.story.last.generation_id is None
+    s.handle("/history")
+    assert "cannot open the database" in one_line(s)
+    s.handle("/continue")  # goes on; its parent is unknown, so none
+    spooled = [json.loads(line) for line in (home / "unsaved-generations.jsonl").read_text().splitlines()]
+    assert [(r["source"], r["prompt"], r["status"], r["parent_id"]) for r in spooled] == [
+        ("repl", "The king", "complete", None), ("repl", s.story.turns[0].text, "complete", None)]
+
+
 # ---- piped mode: the real command ---------------------------------------------------------------------
-def _run(args, stdin, timeout=60):
-    env = dict(os.environ, GHOSTWRITE_THREADS="1")
+def _run(args, stdin, timeout=60, **env_vars):
+    env = dict(os.environ, GHOSTWRITE_THREADS="1", **env_vars)
     return subprocess.run([str(GHOSTWRITE), "repl", *args], input=stdin, capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=REPO)
 
@@ -433,3 +484,4 @@ def test_piped_unknown_model_exits_2(tiny_model):
     p = _run(["nosuch"], "hello\n")
     assert p.returncode == 2 and p.stdout == ""
     assert "unknown model 'nosuch'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.repl.session import MODEL_STYLE, MODES, NOTE_STYLE, USER_STYLE, ReplSession
+from bot.repl.story import CONTEXT_CHARS
 from generator.errors import GhostwriteError
 from generator.paths import atomic_write_text
 from generator.sampling import MAX_LENGTH, UNITS, SamplingSettings
@@ -252,7 +253,7 @@ def show_settings(s: ReplSession) -> None:
 def show_cmd(s: ReplSession, arg: str) -> None:
     show_settings(s)
     s.say(f"mode {s.mode} · story {len(s.story):,} chars (the model sees the last "
-          f"{min(len(s.story), 4000):,})")
+          f"{min(len(s.story), CONTEXT_CHARS):,})")
     card = s.svc.card(s.model_spec)
     m = card.get("model") or {}
     tok = card.get("tokenizer") or {}

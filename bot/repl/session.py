@@ -40,7 +40,7 @@ class StreamWriter:
     def __init__(self, console: Console):
         self.console = console
         self.file = console.file
-        self.style = Style.parse(MODEL_STYLE)
+        self.style = Style.parse(MODEL_STYLE) if not console.no_color else Style.null()  # NO_COLOR
         self.wrap = console.is_terminal and not console.is_dumb_terminal
         self.width = max(20, console.width) if self.wrap else 0
         self.line = ""  # what is on the current screen line (model text only)
@@ -122,6 +122,7 @@ class ReplSession:
         self.jobs = None  # bot.jobs.JobRunner, made on first /retrain
         self.job_id: int | None = None
         self.quit_warned = False
+        self.stopped = False  # the last generation was stopped with Ctrl+C
 
     # ---- talking to the writer -------------------------------------------------------------------------
     def say(self, message: Any = "", style: str | None = None) -> None:

@@ -106,15 +106,16 @@ class _Completer(_completer_base()):
 
 def interactive_loop(session: ReplSession, reader: TerminalInput) -> int:
     while not session.done:
-        session.poll_jobs()
         try:
-            line = reader.read()
+            session.poll_jobs()
+            try:
+                line = reader.read()
+            except EOFError:  # Ctrl+D
+                session.quit()
+                continue
+            run_guarded(session, line)
         except KeyboardInterrupt:
             continue  # Ctrl+C at the prompt: the line is cleared
-        except EOFError:
-            session.quit()
-            continue
-        run_guarded(session, line)
     return session.exit_code
 
 
@@ -149,7 +150,7 @@ def piped_loop(session: ReplSession, stdin: IO[str]) -> int:
                 out.write("\n")  # no continuation (an error, or nothing to continue): keep lines aligned
                 out.flush()
                 session.lines_out += 1
-            if getattr(session, "stopped", False):
+            if session.stopped:
                 return 130
             if session.done:
                 break
