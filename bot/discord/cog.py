@@ -28,6 +28,7 @@ from bot.discord import render
 from bot.discord.admin import RetrainMixin, SettingsMixin
 from bot.discord.compat import RED, commands
 from bot.discord.config import DiscordConfig
+from bot.discord.errors import Refused, error_text
 from bot.discord.info import InfoMixin
 from bot.discord.limits import Busy, GenerationGate, OnCooldown, UserCooldown
 from bot.discord.replies import InteractionSurface, MessageSurface, StreamingReply, Surface, surface_for
@@ -41,10 +42,6 @@ SAMPLING_KEYS = ("temperature", "top_k", "top_p", "repetition_penalty", "length"
 FEEDBACK = {"👍": 1, "👎": -1}
 _SKIN_TONES = re.compile("[\U0001F3FB-\U0001F3FF]")
 Units = typing.Literal["chars", "words", "sentences", "paragraphs", "tokens"]
-
-
-class Refused(Exception):
-    """A request turned down before it started (cooldown, busy, shutting down); the text is for the user."""
 
 
 def feedback_value(emoji: str) -> int | None:
@@ -77,7 +74,12 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
         if self.svc is None:
             from bot.service import ContinuationService
 
-            self.svc = await self.io(ContinuationService)
+            try:
+                self.svc = await self.io(ContinuationService)
+            except BaseException:
+                self._executor.shutdown(wait=False)
+                self._executor = None
+                raise
         self.bot.add_dynamic_items(GenerationButton)
         self.spawn(self._refresh_models(), name="ghostwrite-models-refresh")
         log.info("ghostwrite extension loaded")
@@ -380,26 +382,8 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
 
     # ------------------------------------------------------------------ errors (this Cog's commands only)
     async def cog_command_error(self, ctx: commands.Context, error: Exception) -> None:
-        original = error
-        while isinstance(original, (commands.CommandInvokeError, commands.HybridCommandError,
-                                    app_commands.CommandInvokeError)) and original.__cause__ is not None:
-            original = original.__cause__
-        original = getattr(original, "original", original)
-        if isinstance(original, (Refused, GhostwriteError)):
-            text = str(original)
-        elif isinstance(original, commands.CheckFailure):
-            text = str(original) or "You can't use that here."
-        elif isinstance(original, app_commands.TransformerError):
-            text = f"I couldn't use {original.value!r} there."
-        elif isinstance(original, commands.UserInputError):
-            text = f"{original} Usage: `{ctx.clean_prefix}{ctx.command.qualified_name} {ctx.command.signature}`"
-        elif isinstance(original, (commands.CommandOnCooldown, commands.MaxConcurrencyReached)):
-            text = str(original)
-        else:
-            log.error("error in %s", ctx.command and ctx.command.qualified_name, exc_info=original)
-            text = "Something went wrong; the details are in the bot's log."
         try:
-            await surface_for(ctx).fail(text)
+            await surface_for(ctx).fail(error_text(ctx, error))
         except discord.HTTPException:
             log.warning("could not report an error to the user", exc_info=True)
 

@@ -1,6 +1,5 @@
 """Self-test of the dpytest shim with a trivial cog."""
 
-import discord
 import discord.ext.test as dpytest
 import pytest_asyncio
 

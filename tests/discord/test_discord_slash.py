@@ -4,8 +4,6 @@ it leaves in the store."""
 import asyncio
 import threading
 
-import pytest
-
 from interactions import ADMIN_PERMISSIONS, CHANNEL_ID, GUILD_ID, USER_ID, Harness
 
 NONE = {"parse": []}
