@@ -230,6 +230,7 @@ class RetrainMixin:
             await asyncio.sleep(self.config.progress_interval)
 
     @retrain.command(name="status")
+    @admin_only("administrator")
     async def retrain_status(self, ctx: commands.Context):
         """Show the running (or last) training job."""
         run_id = await self.io(self.runner().current)

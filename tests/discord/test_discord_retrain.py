@@ -133,6 +133,8 @@ async def test_retrain_status_and_cancel(harness, slash_bot):
     runner.running = 9
     slash_bot.get_cog("Ghostwrite").job_runner = runner
     await harness.slash("retrain", subcommand="status")
+    assert "Only administrators" in harness.replies()[-1].text
+    await harness.slash("retrain", subcommand="status", permissions=ADMIN_PERMISSIONS)
     assert harness.replies()[-1].ephemeral and "(run #9): running · step 1" in harness.replies()[-1].text
     await harness.slash("retrain", subcommand="cancel", permissions=MEMBER_PERMISSIONS)
     assert runner.cancelled == [] and "Only administrators" in harness.replies()[-1].text

@@ -177,3 +177,19 @@ def test_command_schema_snapshot(slash_bot):
     retrain = slash_bot.tree.get_command("retrain").to_dict(slash_bot.tree)
     assert str(retrain["default_member_permissions"]) == "8"  # administrator
     assert sorted(o["name"] for o in retrain["options"]) == ["cancel", "start", "status"]
+
+
+async def test_model_option_autocompletes_from_the_cached_list(harness, slash_bot):
+    from interactions import interaction_payload
+
+    cog = slash_bot.get_cog("Ghostwrite")
+    for _ in range(100):
+        if cog.model_cache:
+            break
+        await asyncio.sleep(0.02)
+    payload = interaction_payload("continue", [{"name": "prompt", "type": 3, "value": "x"},
+                                               {"name": "model", "type": 3, "value": "PO", "focused": True}])
+    payload["type"] = 4
+    await harness.dispatch(payload)
+    (answer,) = harness.calls
+    assert answer.payload == {"type": 8, "data": {"choices": [{"name": "poet", "value": "poet"}]}}
