@@ -180,15 +180,16 @@ async def test_retrain_then_hot_swap_without_restart(live, tiny_home):
 
 
 async def test_sigterm_drains_and_stores_the_interrupted_generation(live):
-    _, start = await live.slash("continue", [option("prompt", "LONG:"), option("length", 20000)])
+    payload, start = await live.slash("continue", [option("prompt", "LONG:"), option("length", 20000)])
     await live.server.wait_for_call(lambda c: c.method == "PATCH" and "▌" in (c.text or ""), start=start)
     live.proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(live.proc.wait(), 30) == 0
     await asyncio.wait_for(live.server.gateway_closed.wait(), 5)
     gen = live.generations()[0]
     assert gen.prompt == "LONG:" and gen.status == "interrupted" and 0 < len(gen.output) < 20000
-    last = [c for c in live.server.calls[start:] if c.path.endswith("/messages/@original")][-1]
-    assert "interrupted" in last.text and f"#{gen.id}" in last.text
+    mine = [c for c in live.server.calls[start:] if payload["token"] in c.path and c.text]
+    last = mine[-1]  # the reply's last page (a follow-up once it passed 2,000 characters)
+    assert "interrupted" in last.text and f"#{gen.id}" in last.text and "▌" not in last.text
     assert all(g.status != "running" for g in live.generations())
     log = live.log()
     assert TOKEN not in log and "shutting down" in log
