@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from bot.store import Store
-from conftest import copy_home
+from discord_helpers import copy_home
 from fake_discord import TOKEN, FakeDiscord
 from interactions import ADMIN_PERMISSIONS, APP_ID, CHANNEL_ID, GUILD_ID, USER_ID, option
 

@@ -22,7 +22,7 @@ import pytest
 from bot.service import ContinuationService
 from bot.store import Store
 
-from conftest import fast_config, make_host_bot
+from discord_helpers import fast_config, make_host_bot
 from interactions import Harness
 
 LIMIT = 0.100

@@ -8,7 +8,7 @@ import pytest
 from discord.ext import commands
 
 import dpytest_shim
-from conftest import fast_config, make_host_bot
+from discord_helpers import fast_config, make_host_bot
 
 
 def rows(store, **kw):
