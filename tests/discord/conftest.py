@@ -15,7 +15,7 @@ from discord.ext import commands
 from bot.store import Store
 
 import dpytest_shim
-from discord_helpers import ScriptedService, corpus_text, fast_config, make_host_bot
+from discord_helpers import ScriptedService, fast_config, make_host_bot
 from interactions import Harness
 
 
@@ -75,24 +75,12 @@ async def dp_bot(svc):
 
 
 @pytest.fixture(scope="session")
-def tiny_home(tmp_path_factory):
-    """A data directory holding `tiny@v1`, trained for a few steps by the real `ghostwrite train` CLI."""
-    import os
-    import pathlib
-    import subprocess
-    import sys
+def tiny_home(tmp_path_factory, tiny_model, tiny_corpus, session_home):
+    """A data directory of its own holding the session's trained `tiny` char model (tests/conftest.py trains it
+    once with the real trainer) and its corpus, for the tests that run a real model."""
+    import shutil
 
-    if os.environ.get("GHOSTWRITE_TEST_TINY_HOME"):  # reuse one trained earlier (development)
-        return pathlib.Path(os.environ["GHOSTWRITE_TEST_TINY_HOME"])
-    home = tmp_path_factory.mktemp("gw-home")
-    corpus = home / "corpus.txt"
-    corpus.write_text(corpus_text(), encoding="utf-8")
-    env = dict(os.environ, GHOSTWRITE_HOME=str(home), GHOSTWRITE_DATABASE_URL=f"sqlite:///{home}/train.db")
-    proc = subprocess.run([sys.executable, "-m", "bot.cli", "train", str(corpus), "--name", "tiny", "--preset",
-                           "tiny", "--max-steps", "8", "--threads", "1"], env=env, capture_output=True, text=True,
-                          timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    if proc.returncode != 0:
-        pytest.fail(f"training the tiny model failed:\n{proc.stdout}\n{proc.stderr}")
+    home = tmp_path_factory.mktemp("gw-discord-home")
+    shutil.copytree(session_home / "models" / "tiny", home / "models" / "tiny")
+    shutil.copy(tiny_corpus, home / "corpus.txt")
     return home
-
-

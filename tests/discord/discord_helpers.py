@@ -123,37 +123,6 @@ async def make_host_bot(svc, config: DiscordConfig | None = None, **bot_kw) -> c
 
 
 
-# --------------------------------------------------------------------------- a real, tiny trained model
-SONNET = """Shall I compare thee to a summer's day?
-Thou art more lovely and more temperate:
-Rough winds do shake the darling buds of May,
-And summer's lease hath all too short a date;
-Sometime too hot the eye of heaven shines,
-And often is his gold complexion dimm'd;
-And every fair from fair sometime declines,
-By chance or nature's changing course untrimm'd;
-But thy eternal summer shall not fade,
-Nor lose possession of that fair thou ow'st;
-Nor shall death brag thou wander'st in his shade,
-When in eternal lines to time thou grow'st:
-So long as men can breathe or eyes can see,
-So long lives this, and this gives life to thee.
-ROMEO: But soft, what light through yonder window breaks? It is the east, and Juliet is the sun.
-JULIET: O Romeo, Romeo, wherefore art thou Romeo? Deny thy father and refuse thy name.
-"""
-
-
-def corpus_text() -> str:
-    """The tiny model's corpus: public-domain verse built in (GHOSTWRITE_TEST_CORPUS names another file)."""
-    import os
-
-    path = os.environ.get("GHOSTWRITE_TEST_CORPUS")
-    if path:
-        with open(path, encoding="utf-8") as f:
-            return f.read(60_000)
-    return SONNET * 60
-
-
 def copy_home(src, dst):
     import shutil
 
