@@ -1,0 +1,26 @@
+"""Reliability drills. Quick ones run with the normal suite; long ones are marked `slow` and run with
+`make drills` (`pytest -m slow tests/drills`).
+
+The default run (no `-m` given) leaves the slow drills out here, so pyproject's addopts need not change;
+any explicit marker expression (`-m slow`, `-m "slow or not slow"`) decides for itself.
+
+Each drill prints its figures (counts, times) on one line starting with `DRILL`; run with `-s` to see them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("markexpr", ""):
+        return
+    slow = [it for it in items if it.get_closest_marker("slow") and HERE in Path(str(it.fspath)).parents]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        gone = {id(it) for it in slow}
+        items[:] = [it for it in items if id(it) not in gone]

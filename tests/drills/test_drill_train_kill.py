@@ -1,0 +1,153 @@
+"""Drill (a): kill -9 a training run at a random moment, 5 times in a row, resuming each time.
+
+It must finish; after every kill the checkpoint (last.pt, and best.pt when there is one) loads; the final
+validation loss is within noise of an uninterrupted run of the same configuration (with `--max-steps` the
+resume is exact, so the two match; with a time budget the step count is calibrated from the measured speed,
+so they differ by noise).
+
+Quick (normal suite): a tiny model for 120 steps; each training process is forked from one that has
+imported torch already (a fresh interpreter costs 5-10 s of imports on a busy machine). Slow (`make
+drills`): fresh `python -m generator.train_main` processes and a real time budget.
+The seed of the kill moments is printed; set GHOSTWRITE_DRILL_SEED to replay one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from drillkit import Zygote, env, report
+from generator import checkpoint
+from generator.errors import GhostwriteError
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "tinyshakespeare.txt"
+TRAIN = [sys.executable, "-m", "generator.train_main"]  # `ghostwrite train` without the bot's imports
+
+
+def _step(path: Path) -> int:
+    try:
+        return checkpoint.load(path)[1]["progress"]["step"]
+    except GhostwriteError:
+        return -1
+
+
+def kill_and_resume(args: list[str], home: Path, name: str, kills: int, delay: tuple[float, float],
+                    rng: random.Random, timeout: float, spawn=None) -> dict:
+    """Run `ghostwrite train ARGS`, SIGKILL it `kills` times at a random moment once it has made progress
+    since the last resume, resuming each time; then let it finish. Returns the figures. `spawn(argv)`
+    starts one training process (default: a fresh `python -m generator.train_main`)."""
+    if spawn is None:
+        def spawn(argv):
+            return subprocess.Popen(TRAIN + argv, env=env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+    run_dir = home / "runs" / name
+    last = run_dir / "last.pt"
+    killed_at, unreadable, attempts = [], 0, 0
+    t0 = time.monotonic()
+    card = None
+    while card is None:
+        resume = last.exists()
+        attempts += 1
+        proc = spawn(args + (["--resume"] if resume else []))
+        if len(killed_at) < kills:
+            before = _step(last) if resume else -1
+            deadline = time.monotonic() + timeout
+            while proc.poll() is None and time.monotonic() < deadline:  # wait for progress past `before`
+                if last.exists() and _step(last) > before:
+                    break
+                time.sleep(0.05)
+            time.sleep(rng.uniform(*delay))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                for f in ("last.pt", "best.pt"):  # never torn, whatever the moment of the kill
+                    if (run_dir / f).exists():
+                        try:
+                            checkpoint.load(run_dir / f)
+                        except GhostwriteError:
+                            unreadable += 1
+                killed_at.append(_step(last))
+                proc.communicate()
+                continue
+        out, err = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, err[-3000:]
+        card = json.loads(out.strip().splitlines()[-1])
+    leftovers = sorted(p.name for p in run_dir.iterdir() if p.name.endswith(".tmp"))
+    return {"card": card, "killed_at": killed_at, "unreadable": unreadable, "attempts": attempts,
+            "seconds": time.monotonic() - t0, "tmp_files_left": len(leftovers)}
+
+
+def reference(args: list[str], home: Path, monkeypatch) -> tuple[dict, float]:
+    """The same command, uninterrupted, run in this process (no start-up cost; same code path)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from generator.cli import train_command
+
+    app = typer.Typer()
+    app.command()(train_command)
+    monkeypatch.setenv("GHOSTWRITE_HOME", str(home))
+    t0 = time.monotonic()
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1]), time.monotonic() - t0
+
+
+def _seed() -> int:
+    return int(os.environ.get("GHOSTWRITE_DRILL_SEED") or random.SystemRandom().randrange(10**6))
+
+
+def test_kill9_training_5_times_quick(tiny_corpus, tmp_path, monkeypatch):
+    seed = _seed()
+    steps = 120
+    args = [str(tiny_corpus), "--name", "k", "--preset", "tiny", "--max-steps", str(steps), "--batch-size", "8",
+            "--seq-len", "32", "--lr", "0.01", "--dropout", "0.1", "--eval-every", "30", "--checkpoint-every", "2",
+            "--device", "cpu", "--threads", "1", "--json", "--quiet"]
+    home = tmp_path / "home"
+    zygote = Zygote(home)  # forks each training process from one that has imported torch already
+    try:
+        got = kill_and_resume(args, home, "k", 5, (0.0, 0.3), random.Random(seed), 300,
+                              spawn=lambda argv: zygote.start(argv, home, tmp_path))
+    finally:
+        zygote.close()
+    ref, ref_s = reference(args, tmp_path / "ref", monkeypatch)
+    card = got["card"]
+    delta = card["val_bpc"] - ref["val_bpc"]
+    report("train-kill9-quick", seed=seed, kills=len(got["killed_at"]), killed_at_steps=got["killed_at"],
+           unreadable_checkpoints=got["unreadable"], tmp_files_left=got["tmp_files_left"], steps=card["steps"],
+           val_bpc=card["val_bpc"], uninterrupted_val_bpc=ref["val_bpc"], delta_bpc=round(delta, 5),
+           seconds_killed_run=round(got["seconds"], 1), seconds_uninterrupted=round(ref_s, 1))
+    assert len(got["killed_at"]) == 5, "the run finished before it could be killed 5 times"
+    assert got["unreadable"] == 0
+    assert card["steps"] == steps
+    assert abs(delta) <= 0.01  # --max-steps: the resume is exact, so this is 0 in practice
+
+
+@pytest.mark.slow
+def test_kill9_training_5_times_real_budget(tiny_corpus, tmp_path, monkeypatch):
+    seed = _seed()
+    corpus = SHARED if SHARED.exists() else tiny_corpus
+    budget = float(os.environ.get("GHOSTWRITE_DRILL_BUDGET", 90))
+    args = [str(corpus), "--name", "k", "--max-time", str(budget), "--checkpoint-every", "25", "--device", "cpu",
+            "--json", "--quiet"]
+    ref, ref_s = reference(args, tmp_path / "ref", monkeypatch)
+    got = kill_and_resume(args, tmp_path / "home", "k", 5, (1.0, budget / 6), random.Random(seed), budget * 4 + 300)
+    card = got["card"]
+    delta = card["val_bpc"] - ref["val_bpc"]
+    report("train-kill9-budget", seed=seed, corpus=corpus.name, budget_s=budget, kills=len(got["killed_at"]),
+           killed_at_steps=got["killed_at"], unreadable_checkpoints=got["unreadable"],
+           tmp_files_left=got["tmp_files_left"], steps=card["steps"], uninterrupted_steps=ref["steps"],
+           val_bpc=card["val_bpc"], uninterrupted_val_bpc=ref["val_bpc"], delta_bpc=round(delta, 4),
+           training_seconds=card["training_seconds"], wall_seconds_killed_run=round(got["seconds"], 1),
+           wall_seconds_uninterrupted=round(ref_s, 1))
+    assert len(got["killed_at"]) == 5
+    assert got["unreadable"] == 0
+    assert abs(delta) <= max(0.05, 0.03 * ref["val_bpc"])  # within run-to-run noise
