@@ -82,6 +82,7 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
                 raise
         self.bot.add_dynamic_items(GenerationButton)
         self.spawn(self._refresh_models(), name="ghostwrite-models-refresh")
+        self.spawn(self._warm_up(), name="ghostwrite-warm-up")
         log.info("ghostwrite extension loaded")
 
     async def cog_unload(self) -> None:
@@ -142,6 +143,16 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
     @property
     def store(self):
         return self.svc.store
+
+    async def _warm_up(self) -> None:
+        """Open the store and load the default model now (migrations, torch import and weights take seconds),
+        not on the first request."""
+        load = getattr(self.svc, "model", lambda spec: None)
+        try:
+            await self.in_thread(lambda: (self.svc.store, load(None)))
+            log.info("default model loaded")
+        except Exception as e:  # no model yet, say: the first request will explain
+            log.info("default model not preloaded: %s", e)
 
     async def _refresh_models(self) -> None:
         while True:

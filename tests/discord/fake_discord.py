@@ -323,7 +323,9 @@ class FakeDiscord:
 
     def trace(self, start: int = 0, end: int | None = None) -> list[str]:
         out = []
-        for c in self.calls[start:end]:
+        calls = self.calls[start:end]
+        t0 = calls[0].at if calls else 0.0
+        for c in calls:
             extra = ""
             if isinstance(c.payload, list):
                 extra = f" [{len(c.payload)} commands]"
@@ -338,7 +340,7 @@ class FakeDiscord:
                     extra += f" content[{len(text)}]={text[:40]!r}"
             if c.files:
                 extra += f" files={c.files}"
-            out.append(f"{c.method} {c.path}{extra}")
+            out.append(f"+{c.at - t0:5.2f}s {c.method} {c.path}{extra}")
         return out
 
 
