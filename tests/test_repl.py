@@ -335,12 +335,13 @@ def test_history_show_models_model():
 
     gen = Generation(id=7, created_at=datetime(2026, 1, 2, 3, 4), source="repl", user_id=None, user_name="me",
                      guild_id=None, channel_id=None, model="fake", model_version=1, prompt="The king",
-                     output="spoke at last", status="interrupted")
+                     output="spoke at last " + "and on " * 40, status="interrupted")
     store = FakeStore([gen])
     s = make(FakeService(store=store))
     s.handle("/history 5")
     out = one_line(s)
     assert "#7" in out and "[interrupted]" in out and "spoke at last" in out
+    assert out.endswith("…") and len(out) <= 100  # one line, cut to the width
     assert store.calls == [{"source": "repl", "limit": 5}]
     s.handle("/history x")
     assert "usage: /history [N]" in one_line(s)

@@ -312,7 +312,7 @@ def history_cmd(s: ReplSession, arg: str) -> None:
         line.append(_snippet(g.prompt, 30, tail=True), style=USER_STYLE)
         line.append(" → ", style=NOTE_STYLE)
         line.append(_snippet(g.output, 50), style=MODEL_STYLE)
-        line.no_wrap, line.overflow = True, "ellipsis"
+        line.truncate(max(20, s.console.width), overflow="ellipsis")
         s.say(line)
 
 

@@ -8,6 +8,7 @@ Nothing here imports torch or SQL: everything goes through the continuation serv
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -123,6 +124,7 @@ class ReplSession:
         self.job_id: int | None = None
         self.quit_warned = False
         self.stopped = False  # the last generation was stopped with Ctrl+C
+        self.quiet_input = contextlib.nullcontext  # the terminal layer turns echo off while generating
 
     # ---- talking to the writer -------------------------------------------------------------------------
     def say(self, message: Any = "", style: str | None = None) -> None:
@@ -260,15 +262,37 @@ class ReplSession:
         writer = StreamWriter(self.console) if self.interactive else None
         spinner = None
         self.stopped = False
+        quiet = contextlib.ExitStack()
         try:
+            quiet.enter_context(self.quiet_input())
             if self.interactive and self.console.is_terminal:
                 spinner = self.console.status("writing…  (Ctrl+C stops)", spinner="dots",
                                               spinner_style=NOTE_STYLE)
                 spinner.start()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # before anything started: nothing to stop or store
+            if spinner is not None:
+                spinner.stop()
+            quiet.close()
             self.stopped = True
-            cancel.set()
+            self.note("(stopped)")
+            return None
         worker.start()
+        try:
+            self._wait(q, box, worker, cancel, writer, spinner)
+        finally:
+            quiet.close()
+        worker.join(timeout=5)
+        kind, value = box[0] if box else ("crash", RuntimeError("the generation thread ended without a result"))
+        if kind == "done":
+            return value
+        if kind == "error":
+            self.error(str(value))
+            return None
+        log.error("generation failed", exc_info=value)
+        self.error(f"internal error: {type(value).__name__}: {value} (details in repl.log)")
+        return None
+
+    def _wait(self, q, box, worker, cancel, writer, spinner) -> None:
         # Ctrl+C can land anywhere in this loop: it only sets the cancel event, and the loop goes on
         # until the worker has finished (the service then stores the partial text as interrupted).
         while True:
@@ -287,23 +311,15 @@ class ReplSession:
             except KeyboardInterrupt:
                 self.stopped = True
                 cancel.set()
-        try:
-            if spinner is not None:
-                spinner.stop()
-            if writer is not None:
-                writer.end()
-        except KeyboardInterrupt:
-            pass
-        worker.join(timeout=5)
-        kind, value = box[0] if box else ("crash", RuntimeError("the generation thread ended without a result"))
-        if kind == "done":
-            return value
-        if kind == "error":
-            self.error(str(value))
-            return None
-        log.error("generation failed", exc_info=value)
-        self.error(f"internal error: {type(value).__name__}: {value} (details in repl.log)")
-        return None
+        while True:
+            try:
+                if spinner is not None:
+                    spinner.stop()
+                if writer is not None:
+                    writer.end()
+                return
+            except KeyboardInterrupt:
+                spinner = None
 
     def _report(self, result: Result) -> None:
         if self.served and self.served[0] == result.model and self.served[1] != result.version:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -25,6 +26,7 @@ class TerminalInput:
         from prompt_toolkit.key_binding import KeyBindings
 
         self.session = session
+        session.quiet_input = self.no_echo
         kb = KeyBindings()
 
         @kb.add("escape", "enter")
@@ -42,6 +44,30 @@ class TerminalInput:
                                             completer=_Completer(session), complete_while_typing=False,
                                             prompt_continuation=lambda width, n, soft: "... ".rjust(width),
                                             enable_open_in_editor=False)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def no_echo():
+        """While the model writes: keys typed are not echoed into its text (they wait, unshown, for the
+        next prompt); Ctrl+C still interrupts."""
+        try:
+            import termios
+
+            fd = sys.stdin.fileno()
+            old = termios.tcgetattr(fd)
+        except (ImportError, OSError, ValueError, AttributeError):
+            yield
+            return
+        new = list(old)
+        new[3] &= ~termios.ECHO
+        try:
+            termios.tcsetattr(fd, termios.TCSANOW, new)
+            yield
+        finally:
+            try:
+                termios.tcsetattr(fd, termios.TCSANOW, old)  # TCSANOW keeps the typeahead
+            except termios.error:
+                pass
 
     def read(self) -> str:
         """The next input: one line, an Alt+Enter multi-line text, or a \"\"\" block. Raises
