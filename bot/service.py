@@ -148,16 +148,38 @@ class ContinuationService:
             return None, f"{e} (kept in {self._spool_path().name}; it will be stored when the database works)"
 
     def flush_spool(self) -> int:
+        """Write spooled generations to the store. A row the store refuses for itself (say its parent
+        was deleted since) is written without the parent; if the store is still down, the rows stay."""
         path = self._spool_path()
         if not path.exists():
             return 0
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
         done = 0
-        for line in lines:
-            self.store.record_generation(**json.loads(line))
+        for i, line in enumerate(lines):
+            try:
+                fields = json.loads(line)
+            except ValueError:
+                log.warning("skipping an unreadable spooled generation: %.80s", line)
+                continue
+            try:
+                self.store.record_generation(**fields)
+            except GhostwriteError:
+                if fields.get("parent_id") is None:
+                    self._rewrite_spool(lines[i:])
+                    raise
+                try:
+                    self.store.record_generation(**{**fields, "parent_id": None})
+                except GhostwriteError:
+                    self._rewrite_spool(lines[i:])
+                    raise
             done += 1
         os.unlink(path)
         return done
+
+    def _rewrite_spool(self, lines: list[str]) -> None:
+        from generator.paths import atomic_write_text
+
+        atomic_write_text(self._spool_path(), "".join(ln + "\n" for ln in lines))
 
 
 class Stream:
@@ -192,8 +214,9 @@ class Stream:
                 if self.cancel.is_set():
                     status = "interrupted"
                     break
-        except GeneratorExit:
-            status = "interrupted"
+        except (GeneratorExit, KeyboardInterrupt):
+            status = "interrupted"  # stored as such in `finally`, then the interrupt goes on up
+            raise
         except GhostwriteError as e:
             status, error = "error", str(e)
         except Exception as e:  # a bug must not lose the request: store it as an error, then re-raise

@@ -122,3 +122,23 @@ async def test_astream_runs_off_the_loop_and_cancel_marks_interrupted(svc):
     await s2.aclose()
     assert s2.result.status == "interrupted"
     assert svc.store.get(s2.result.generation_id).status == "interrupted"
+
+
+def test_spooled_row_whose_parent_vanished_is_still_stored(svc):
+    parent = svc.run(Request("KING:\n", settings={"length": 5}))
+    spool = svc._spool_path()
+    fields = dict(model="tiny", model_version=parent.version, prompt="p", output="orphan", status="complete",
+                  source="cli", params={}, parent_id=10_000)
+    spool.write_text(json.dumps(fields) + "\n")
+    assert svc.flush_spool() == 1 and not spool.exists()
+    row = [g for g in svc.store.list_generations() if g.output == "orphan"][0]
+    assert row.parent_id is None
+
+
+def test_keyboard_interrupt_inside_the_stream_is_stored_interrupted(svc):
+    st = svc.stream(Request("KING:\n", settings={"length": 5000, "seed": 1}))
+    first = next(st)
+    with pytest.raises(KeyboardInterrupt):  # Ctrl+C landing while the stream is suspended mid-generation
+        st._gen.throw(KeyboardInterrupt)
+    assert st.result.status == "interrupted" and st.result.text == first
+    assert svc.store.get(st.result.generation_id).status == "interrupted"
