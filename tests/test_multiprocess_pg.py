@@ -18,48 +18,26 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
+from pgutil import fresh_schema
 
 from bot.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_URL = os.environ.get("GHOSTWRITE_TEST_PG_URL")
 GUILD, CHANNEL = "4242", "77"
 
 pytestmark = pytest.mark.postgres
 
 
-def _reachable() -> bool:
-    if not PG_URL:
-        return False
-    try:
-        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
 
 
 @pytest.fixture
 def pg_url():
     """A URL whose connections live in a fresh, empty schema (dropped afterwards)."""
-    if not _reachable():
-        pytest.skip("PostgreSQL not configured or not reachable (GHOSTWRITE_TEST_PG_URL)")
-    schema = f"gw_mp_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}%20-csynchronous_commit%3Doff"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
+    with fresh_schema("gw_mp") as url:
+        yield url
 
 
 # ---------------------------------------------------------------------------------------- two workers

@@ -14,47 +14,25 @@ import os
 import sqlite3
 import threading
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from pgutil import fresh_schema
+from sqlalchemy import event, text
 
 import bot.store as store_module
 from bot.store import Store, StoreError
 
-PG_URL = os.environ.get("GHOSTWRITE_TEST_PG_URL")
 TABLES = "generations, feedback, training_runs, settings, stories"
 
 
-def pg_reachable() -> bool:
-    if not PG_URL:
-        return False
-    try:
-        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
 
 
 @pytest.fixture(scope="module")
 def pg_url():
     """A fresh schema of the test database, migrated once; dropped at the end."""
-    if not pg_reachable():
-        pytest.skip("PostgreSQL not configured or not reachable (GHOSTWRITE_TEST_PG_URL)")
-    schema = f"gw_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in PG_URL else "?"
-    # synchronous_commit=off: this server fsyncs slowly; it changes durability, not behaviour
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}%20-csynchronous_commit%3Doff"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
+    with fresh_schema("gw_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

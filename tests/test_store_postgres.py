@@ -5,35 +5,22 @@ writing at once, an unreachable server. Skipped when GHOSTWRITE_TEST_PG_URL is u
 from __future__ import annotations
 
 import importlib.util
-import os
-import uuid
 from pathlib import Path
 
 import pytest
+from pgutil import fresh_schema
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import inspect
 
 from bot.store import Store, StoreError
 from bot.store.db import Database, current_revision, database_url, include_object, migrate
 from bot.store.models import Base
 
-PG_URL = os.environ.get("GHOSTWRITE_TEST_PG_URL")
 
 pytestmark = pytest.mark.postgres
 
 
-def _reachable() -> bool:
-    if not PG_URL:
-        return False
-    try:
-        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
 
 
 def _concurrency_module():
@@ -48,18 +35,8 @@ def _concurrency_module():
 @pytest.fixture
 def schema_url():
     """A URL whose connections live in a fresh, empty schema (dropped afterwards)."""
-    if not _reachable():
-        pytest.skip("PostgreSQL not configured or not reachable (GHOSTWRITE_TEST_PG_URL)")
-    schema = f"gw_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in PG_URL else "?"
-    # synchronous_commit=off: this server fsyncs slowly; it changes durability, not behaviour
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}%20-csynchronous_commit%3Doff"
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-    admin.dispose()
+    with fresh_schema("gw_test") as url:
+        yield url
 
 
 def test_first_version_database_upgrades_on_postgres(schema_url):
