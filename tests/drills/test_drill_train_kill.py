@@ -33,17 +33,26 @@ TRAIN = [sys.executable, "-m", "generator.train_main"]  # `ghostwrite train` wit
 
 
 def _step(path: Path) -> int:
+    return _progress(path)[0]
+
+
+def _progress(path: Path) -> tuple[int, int | None]:
+    """(step, total steps of the schedule or None) of a checkpoint; (-1, None) if it cannot be read."""
     try:
-        return checkpoint.load(path)[1]["progress"]["step"]
+        meta = checkpoint.load(path)[1]
     except GhostwriteError:
-        return -1
+        return -1, None
+    return meta["progress"]["step"], meta.get("schedule", {}).get("total_steps")
 
 
 def kill_and_resume(args: list[str], home: Path, name: str, kills: int, delay: tuple[float, float],
-                    rng: random.Random, timeout: float, spawn=None) -> dict:
+                    rng: random.Random, timeout: float, spawn=None, spread: bool = False) -> dict:
     """Run `ghostwrite train ARGS`, SIGKILL it `kills` times at a random moment once it has made progress
     since the last resume, resuming each time; then let it finish. Returns the figures. `spawn(argv)`
-    starts one training process (default: a fresh `python -m generator.train_main`)."""
+    starts one training process (default: a fresh `python -m generator.train_main`). With `spread`, the
+    kills fall at random points spread over the schedule (sorted fractions of its total steps), so that a
+    long run is not over before the fifth kill."""
+    fractions = sorted(rng.uniform(0.05, 0.9) for _ in range(kills)) if spread else None
     if spawn is None:
         def spawn(argv):
             return subprocess.Popen(TRAIN + argv, env=env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -61,8 +70,10 @@ def kill_and_resume(args: list[str], home: Path, name: str, kills: int, delay: t
             before = _step(last) if resume else -1
             deadline = time.monotonic() + timeout
             while proc.poll() is None and time.monotonic() < deadline:  # wait for progress past `before`
-                if last.exists() and _step(last) > before:
-                    break
+                if last.exists():
+                    step, total = _progress(last)
+                    if step > before and (fractions is None or (total and step >= fractions[len(killed_at)] * total)):
+                        break
                 time.sleep(0.05)
             time.sleep(rng.uniform(*delay))
             if proc.poll() is None:
@@ -136,10 +147,11 @@ def test_kill9_training_5_times_real_budget(tiny_corpus, tmp_path, monkeypatch):
     seed = _seed()
     corpus = SHARED if SHARED.exists() else tiny_corpus
     budget = float(os.environ.get("GHOSTWRITE_DRILL_BUDGET", 90))
-    args = [str(corpus), "--name", "k", "--max-time", str(budget), "--checkpoint-every", "25", "--device", "cpu",
+    args = [str(corpus), "--name", "k", "--max-time", str(budget), "--checkpoint-every", "5", "--device", "cpu",
             "--json", "--quiet"]
     ref, ref_s = reference(args, tmp_path / "ref", monkeypatch)
-    got = kill_and_resume(args, tmp_path / "home", "k", 5, (1.0, budget / 6), random.Random(seed), budget * 4 + 300)
+    got = kill_and_resume(args, tmp_path / "home", "k", 5, (0.0, 1.0), random.Random(seed), budget * 4 + 300,
+                          spread=True)
     card = got["card"]
     delta = card["val_bpc"] - ref["val_bpc"]
     report("train-kill9-budget", seed=seed, corpus=corpus.name, budget_s=budget, kills=len(got["killed_at"]),
