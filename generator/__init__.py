@@ -10,8 +10,15 @@ The public Python API, imported lazily so that `import generator` stays cheap (t
 
 from __future__ import annotations
 
-from .errors import GhostwriteError
-from .sampling import SamplingSettings
+import os
+
+# OpenMP threads that sleep instead of spinning while they wait. Set before torch loads its OpenMP
+# runtime (this package is imported before torch everywhere). On a busy machine spinning threads made a
+# training step 5-10x slower on 2 cores (bench/NOTES.md); on an idle one the difference is noise.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .errors import GhostwriteError  # noqa: E402
+from .sampling import SamplingSettings  # noqa: E402
 
 __all__ = ["GhostwriteError", "SamplingSettings", "load", "train", "TrainConfig"]
 
