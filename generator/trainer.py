@@ -181,8 +181,6 @@ class Trainer:
         cfg = self.cfg
         self.setup()
         budget = cfg.max_time - self.elapsed_before if cfg.max_time is not None else None
-        # keep time for the final validation pass and publishing
-        self.reserve = 0.0
         self.deadline = time.monotonic() + budget if budget is not None else math.inf
         sched = self.meta.setdefault("schedule", {})
         if not sched.get("total_steps"):
@@ -197,7 +195,7 @@ class Trainer:
         t_seg = time.monotonic()
         while True:
             total = sched.get("total_steps")
-            stop = bool(total and self.step >= total) or time.monotonic() >= self.deadline - self.reserve
+            stop = bool(total and self.step >= total) or time.monotonic() >= self.deadline
             if self.dist is not None:  # every rank follows rank 0's clock, schedule and early stopping
                 stop = self.dist.agree(self, stop)
                 total = sched.get("total_steps")
@@ -225,9 +223,10 @@ class Trainer:
                 t_calib, steps_calib = now, self.step
             elif t_calib is not None and not sched.get("total_steps") and (now - t_calib > 3 or self.step - steps_calib >= 30):
                 step_time = (now - t_calib) / (self.step - steps_calib)
-                self.reserve = self._final_eval_estimate(step_time)
-                self.deadline -= self.reserve
-                self.reserve = 0.0
+                # keep time for the final validation, but never more than a quarter of the budget:
+                # a slow start (a busy machine) must not leave no time to train at all
+                left = self.deadline - now
+                self.deadline -= min(self._final_eval_estimate(step_time), 0.25 * left)
                 self._fix_schedule(step_time)
             if self.step % 10 == 0 or self.step == 1:
                 self.curve["train"].append([self.step, round(lv, 5)])
