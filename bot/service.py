@@ -205,7 +205,10 @@ class Stream:
 
     def _run(self):
         lm, req = self.lm, self.request
-        gen = lm.generate(req.prompt, self.settings)
+        # batched with every other request on this model (one forward step per token for all of them)
+        # where the model offers it; the same text as lm.generate for the same seed
+        serve = getattr(lm, "serve", None) or lm.generate
+        gen = serve(req.prompt, self.settings)
         status, error, text = "complete", None, []
         try:
             for piece in gen:

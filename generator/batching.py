@@ -1,0 +1,204 @@
+"""Continuous batching: every request on a loaded model advances in one forward step per token.
+
+`LoadedModel.serve(prompt, settings)` hands the request to the model's `BatchEngine`, whose one thread
+steps all active requests together: one table lookup, one int8 matrix product per layer and one output
+layer for the whole batch, then one vectorised sampling pass. Requests join as they come (each prompt
+primed in one pass on the requester's thread, so a long prompt never stalls the others) and leave as they
+finish or are closed; each keeps its own prompt, settings, length and seed.
+
+A request's text does not depend on what else is in the batch: the int8 products sum integers row by
+row, the cell and the sampling are computed row by row, and every request draws from its own
+`torch.Generator`. The same request alone, batched, or through `LoadedModel.generate` gives the same text.
+
+A `BatchedGeneration` has the interface of `inference.Generation` (iterator of text pieces, `close()`,
+`.text`, `.tokens_in`, `.tokens_out`, `.seed`). Pieces produced between two reads are joined into one, and
+a waiting reader is woken at most every `flush_interval` seconds (besides its first piece and its end),
+so sixteen readers do not fight the stepping thread for the interpreter on every token.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import torch
+
+from .inference import Output, StepState, sample_rows
+from .sampling import SamplingSettings
+
+IDLE_EXIT_S = 30.0  # the stepping thread ends after this long with nothing to do (restarts on demand)
+
+
+class BatchedGeneration(Output):
+    def __init__(self, engine: "BatchEngine", prompt: str, settings: SamplingSettings):
+        self.engine = engine
+        self._ids = self._start(engine.lm, prompt, settings)
+        self._cond = threading.Condition(threading.Lock())
+        self._pieces: list[str] = []
+        self._ended = False  # no more pieces will come (finished, closed or failed)
+        self._closed = False
+        self._error: BaseException | None = None
+        self._joined = False
+        self._waiting = False
+        self._first = True
+        self._last_wake = 0.0
+        self._delivered_chars = 0
+        self._delivered_tokens = 0
+        self._pending_tokens = 0
+        self.t_first_piece: float | None = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        if not self._joined:
+            self._joined = True
+            self._join()
+        with self._cond:
+            while not self._pieces and not self._ended:
+                self._waiting = True
+                self._cond.wait()
+                self._waiting = False
+            if self._pieces:
+                piece = "".join(self._pieces)
+                self._pieces.clear()
+                self._delivered_chars += len(piece)
+                self._delivered_tokens = self._pending_tokens
+                return piece
+            if self._error is not None:
+                err, self._error = self._error, None
+                raise err
+            raise StopIteration
+
+    def _join(self) -> None:
+        """Prime the prompt here, on the reader's thread, then hand the state to the stepping thread."""
+        try:
+            with torch.inference_mode():
+                logits, state = self.engine.runner.prime(self._ids)
+        except BaseException as e:
+            with self._cond:
+                self._error, self._ended = e, True
+            return
+        self.engine._add(self, logits, state)
+
+    def close(self) -> None:
+        """Stop: the request leaves the batch at the next step; `.text` and `.tokens_out` keep only what
+        was read."""
+        with self._cond:
+            if not self._closed:
+                self._closed = True
+                self._pieces.clear()
+                self.text = self.text[: self._delivered_chars]
+                self.tokens_out = self._delivered_tokens
+                self._ended = True
+                self._cond.notify_all()
+
+    # called on the stepping thread
+    def _take(self, token: int, now: float, interval: float) -> bool:
+        """Record one sampled token; returns whether this request stays in the batch."""
+        with self._cond:
+            if self._closed:
+                return False
+            piece, done = self._emit(token)
+            if piece:
+                self._pieces.append(piece)
+                if self.t_first_piece is None:
+                    self.t_first_piece = now
+            self._pending_tokens = self.tokens_out
+            if done:
+                self._ended = True
+            if self._waiting and (done or self._first or now - self._last_wake >= interval) and \
+                    (self._pieces or self._ended):
+                self._first = False
+                self._last_wake = now
+                self._cond.notify()
+            return not done
+
+    def _fail(self, e: BaseException) -> None:
+        with self._cond:
+            self._error, self._ended = e, True
+            self._cond.notify_all()
+
+
+class BatchEngine:
+    """One stepping thread per loaded model. `submit()` returns a `BatchedGeneration`."""
+
+    def __init__(self, lm, max_batch: int = 128, flush_interval: float = 0.02):
+        self.lm = lm
+        self.runner = lm.runner
+        self.max_batch = max_batch
+        self.flush_interval = flush_interval
+        self._cv = threading.Condition()
+        self._joining: deque = deque()
+        self._thread: threading.Thread | None = None
+        self.steps = 0  # forward steps taken (for benchmarks and tests)
+        self.max_rows_seen = 0
+
+    def submit(self, prompt: str, settings: SamplingSettings) -> BatchedGeneration:
+        return BatchedGeneration(self, prompt, settings)
+
+    def _add(self, gen: BatchedGeneration, logits: torch.Tensor, state) -> None:
+        with self._cv:
+            self._joining.append((gen, logits, state))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name=f"ghostwrite-batch-{self.lm.spec}",
+                                                daemon=True)
+                self._thread.start()
+            self._cv.notify()
+
+    def _loop(self) -> None:
+        try:
+            with torch.inference_mode():
+                self._serve()
+        except BaseException as e:  # a bug must not leave readers waiting forever
+            with self._cv:
+                pending = [g for g, _, _ in self._joining]
+                self._joining.clear()
+            for g in pending + getattr(self, "_rows", []):
+                g._fail(e)
+            raise
+
+    def _serve(self) -> None:
+        runner = self.runner
+        rows: list[BatchedGeneration] = []
+        self._rows = rows
+        logits = state = None
+        interval = self.flush_interval
+        while True:
+            joiners = []
+            with self._cv:
+                if not rows and not self._joining:
+                    self._cv.wait(IDLE_EXIT_S)
+                    if not self._joining:
+                        self._thread = None
+                        return
+                while self._joining and len(rows) + len(joiners) < self.max_batch:
+                    joiners.append(self._joining.popleft())
+            if joiners:  # join: new rows go at the end of the batch
+                new_logits = [j[1] for j in joiners]
+                new_states = [j[2] for j in joiners]
+                if rows:
+                    new_logits.insert(0, logits)
+                    new_states.insert(0, state)
+                logits = torch.cat(new_logits) if len(new_logits) > 1 else new_logits[0]
+                state = StepState.cat(new_states) if len(new_states) > 1 else new_states[0]
+                rows.extend(j[0] for j in joiners)
+                self.max_rows_seen = max(self.max_rows_seen, len(rows))
+            tokens = sample_rows(logits, [g.proc for g in rows])
+            now = time.monotonic()
+            keep: list[int] = []
+            for i, g in enumerate(rows):
+                if g._take(tokens[i], now, interval):
+                    keep.append(i)
+            if len(keep) < len(rows):
+                if not keep:
+                    rows.clear()
+                    logits = state = None
+                    continue
+                sel = torch.tensor(keep)
+                rows[:] = [rows[i] for i in keep]
+                state = state.select(sel)
+                tokens = [tokens[i] for i in keep]
+            logits = runner.step(torch.tensor(tokens), state)
+            self.steps += 1
