@@ -48,16 +48,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from generator.corpus import (
-    CorpusInfo,
+from generator.corpus import CorpusInfo, check_name, corpus_info, save_corpus
+from generator.textfiles import (
     check_encoding,
-    check_name,
-    corpus_info,
     decode_bytes,
     expand_paths,
     join_texts,
     read_text_file,
-    save_corpus,
     strip_gutenberg_text,
 )
 from generator.errors import GhostwriteError
