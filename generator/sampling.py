@@ -59,8 +59,9 @@ class SamplingSettings:
                 if isinstance(value, bool):
                     raise ValueError
                 setattr(self, name, cast(value))
-            except (TypeError, ValueError):
-                raise GhostwriteError(f"{name} must be a number, got {value!r}") from None
+            except (TypeError, ValueError, OverflowError):
+                shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+                raise GhostwriteError(f"{name} must be a number, got {shown}") from None
             return getattr(self, name)
 
         t = num("temperature", float)

@@ -63,6 +63,6 @@ def train_tokenizer(
 def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
     """Restore a tokenizer saved with `to_dict()`."""
     kind = d.get("kind") if isinstance(d, dict) else None
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise GhostwriteError(f"unknown or corrupt tokenizer (kind {kind!r})")
     return KINDS[kind].from_dict(d)

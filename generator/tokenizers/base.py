@@ -151,7 +151,12 @@ class Tokenizer(ABC):
 def check_dict(d: Any, kind: str) -> None:
     if not isinstance(d, dict) or d.get("kind") != kind:
         raise GhostwriteError(f"not a saved {kind} tokenizer")
-    if d.get("format", FORMAT_VERSION) > FORMAT_VERSION:
+    fmt = d.get("format", FORMAT_VERSION)
+    if not isinstance(fmt, int) or isinstance(fmt, bool):
+        raise GhostwriteError(f"corrupt {kind} tokenizer (format {fmt!r})")
+    if not isinstance(d.get("unk_text", UNK_TEXT), str):
+        raise GhostwriteError(f"corrupt {kind} tokenizer (unk_text {d.get('unk_text')!r})")
+    if fmt > FORMAT_VERSION:
         raise GhostwriteError(
             f"this {kind} tokenizer was saved by a newer ghostwrite (format {d.get('format')}); upgrade ghostwrite"
         )

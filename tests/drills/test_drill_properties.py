@@ -22,7 +22,7 @@ import json
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generator.errors import GhostwriteError
@@ -35,19 +35,6 @@ TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\n
 RUNS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                                   HealthCheck.filter_too_much])
 
-# Bugs these drills found are pinned by strict xfail tests below (deterministic inputs). When one is fixed its
-# test passes, pytest reports XPASS(strict) as a failure: remove that mark (and, for the sampler, the
-# `_overflows` filter that keeps the property test looking for new kinds of failure).
-TOKENIZER_BUGS = ("generator/tokenizers: tokenizer_from_dict checks `kind not in KINDS` before the type (TypeError "
-                  "for an unhashable kind), check_dict compares `format` with an int (TypeError for None or a "
-                  "string), and from_dict accepts a non-string unk_text (decode then fails with TypeError)")
-
-
-def _overflows(d: dict) -> bool:
-    """Values that make SamplingSettings.validate raise OverflowError (infinite floats cast to int, ints too
-    large for a float)."""
-    return any((isinstance(v, float) and math.isinf(v)) or (isinstance(v, int) and abs(v) > 1e308)
-               for v in d.values())
 SURROGATES = st.sampled_from(["\ud800", "\udfff", "\udc80"])
 ANY_TEXT = st.text(st.one_of(st.characters(), SURROGATES), max_size=120)
 
@@ -88,7 +75,6 @@ JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() |
                                                                                     max_size=4), max_leaves=10)
 
 
-@pytest.mark.xfail(strict=False, reason="finds " + TOKENIZER_BUGS)
 @settings(max_examples=200, **RUNS)
 @given(data=st.data())
 def test_prop_damaged_tokenizer_json_is_a_clear_error(toks, data):
@@ -107,7 +93,6 @@ def test_prop_damaged_tokenizer_json_is_a_clear_error(toks, data):
     tok.decode(tok.encode("hear me speak"))  # a tokenizer it accepted must work
 
 
-@pytest.mark.xfail(strict=False, reason="finds " + TOKENIZER_BUGS)
 @settings(max_examples=100, **RUNS)
 @given(d=st.one_of(JSONISH, st.dictionaries(st.sampled_from(["kind", "format", "vocab", "model", "x"]), JSONISH)))
 def test_prop_arbitrary_tokenizer_data_is_a_clear_error(d):
@@ -117,7 +102,6 @@ def test_prop_arbitrary_tokenizer_data_is_a_clear_error(d):
         pass
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, pytest.fail.Exception), reason=TOKENIZER_BUGS)
 @pytest.mark.parametrize("damage", [{"kind": []}, {"kind": {"a": 1}}, {"format": None}, {"format": "2"},
                                     {"unk_text": None}])
 def test_corrupt_tokenizer_json_types_are_refused_cleanly(toks, damage):
@@ -147,8 +131,6 @@ def _check_valid(s: SamplingSettings) -> None:
 @settings(max_examples=600, **RUNS)
 @given(d=st.dictionaries(st.one_of(st.sampled_from(FIELDS), st.text(max_size=8)), VALUES, max_size=6))
 def test_prop_sampling_settings_validate_or_refuse_cleanly(d):
-    if _overflows(d):
-        reject()  # the known OverflowError: test_overflowing_numbers_are_refused_cleanly
     try:
         s = SamplingSettings.from_dict(d)
     except GhostwriteError as e:
@@ -157,9 +139,6 @@ def test_prop_sampling_settings_validate_or_refuse_cleanly(d):
     _check_valid(s)
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
-    "generator/sampling.py validate(): num() catches TypeError/ValueError but not OverflowError, so "
-    "int(float('inf')) and float(10**400) escape as OverflowError instead of GhostwriteError"))
 @pytest.mark.parametrize("bad", [{"top_k": math.inf}, {"length": -math.inf}, {"seed": math.inf},
                                  {"temperature": 10**400}, {"top_p": -(10**400)}])
 def test_overflowing_numbers_are_refused_cleanly(bad):
@@ -173,8 +152,6 @@ def test_overflowing_numbers_are_refused_cleanly(bad):
 def test_prop_service_validate_refuses_cleanly(prompt, d):
     from bot.service import ContinuationService, Request
 
-    if _overflows(d):
-        reject()
     svc = ContinuationService.__new__(ContinuationService)  # validate() needs no store, model or threads
     try:
         svc.validate(Request(prompt=prompt, settings=d))
