@@ -39,6 +39,8 @@ def prepare(cfg) -> Run:
     folder = runs_dir() / name
     meta_path = folder / "run.json"
     if cfg.resume and meta_path.exists():
+        for tmp in folder.glob(".*.tmp"):  # a write cut short by a kill: the file it replaced is intact
+            tmp.unlink(missing_ok=True)
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("corpus_sha256") != corpus.info.get("sha256"):
             raise GhostwriteError(f"cannot resume {name!r}: the corpus changed since the run started")
