@@ -148,6 +148,22 @@ class Tokenizer(ABC):
         return {"kind": self.kind, "format": FORMAT_VERSION, "unk_text": self.unk_text}
 
 
+class TableTokenizer(Tokenizer):
+    """A tokenizer whose ids index a table of strings (`self._itos`): char and word."""
+
+    _itos: list[str]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        itos, unk, n = self._itos, self.unk_text, len(self._itos)
+        return "".join([itos[i] if 0 <= i < n else unk for i in ids_to_ints(ids)])
+
+    def stream_decoder(self) -> StreamDecoder:
+        return StreamDecoder(self._itos, self.unk_text)
+
+    def id_to_text(self, i: int) -> str:
+        return self._itos[i] if 0 <= i < len(self._itos) else self.unk_text
+
+
 def check_dict(d: Any, kind: str) -> None:
     if not isinstance(d, dict) or d.get("kind") != kind:
         raise GhostwriteError(f"not a saved {kind} tokenizer")

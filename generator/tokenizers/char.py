@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from generator.errors import GhostwriteError
-from generator.tokenizers.base import ID_DTYPE, UNK_TEXT, StreamDecoder, Tokenizer, check_dict, ids_to_ints
+from generator.tokenizers.base import ID_DTYPE, UNK_TEXT, TableTokenizer, check_dict
 
 
 def codepoints(text: str) -> np.ndarray:
@@ -26,7 +25,7 @@ def char_counts(text: str, chunk: int = 1 << 22) -> dict[str, int]:
     return {chr(cp): n for cp, n in total.items()}
 
 
-class CharTokenizer(Tokenizer):
+class CharTokenizer(TableTokenizer):
     kind = "char"
 
     def __init__(self, chars: str | list[str], unk_text: str = UNK_TEXT):
@@ -61,16 +60,6 @@ class CharTokenizer(Tokenizer):
         cps = codepoints(text)
         inside = cps < len(self._table)
         return np.where(inside, self._table[np.where(inside, cps, 0)], 0).astype(ID_DTYPE, copy=False)
-
-    def decode(self, ids: Iterable[int]) -> str:
-        itos, unk, n = self._itos, self.unk_text, len(self._itos)
-        return "".join([itos[i] if 0 <= i < n else unk for i in ids_to_ints(ids)])
-
-    def stream_decoder(self) -> StreamDecoder:
-        return StreamDecoder(self._itos, self.unk_text)
-
-    def id_to_text(self, i: int) -> str:
-        return self._itos[i] if 0 <= i < len(self._itos) else self.unk_text
 
     def to_dict(self) -> dict[str, Any]:
         return {**self._base_dict(), "chars": "".join(self.chars)}

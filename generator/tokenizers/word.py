@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,10 +24,8 @@ from generator.tokenizers.base import (
     CJK_CLASS,
     ID_DTYPE,
     UNK_TEXT,
-    StreamDecoder,
-    Tokenizer,
+    TableTokenizer,
     check_dict,
-    ids_to_ints,
 )
 from generator.tokenizers.char import char_counts
 
@@ -82,7 +80,7 @@ def iter_blocks(text: str, size: int = 1 << 20) -> Iterator[str]:
         pos = end
 
 
-class WordTokenizer(Tokenizer):
+class WordTokenizer(TableTokenizer):
     kind = "word"
 
     def __init__(self, tokens: list[str], unk_text: str = UNK_TEXT):
@@ -131,16 +129,6 @@ class WordTokenizer(Tokenizer):
 
     def _last_cut(self, chunk: str, prev: str) -> int | None:
         return _last_cut(chunk, prev)
-
-    def decode(self, ids: Iterable[int]) -> str:
-        itos, unk, n = self._itos, self.unk_text, len(self._itos)
-        return "".join([itos[i] if 0 <= i < n else unk for i in ids_to_ints(ids)])
-
-    def stream_decoder(self) -> StreamDecoder:
-        return StreamDecoder(self._itos, self.unk_text)
-
-    def id_to_text(self, i: int) -> str:
-        return self._itos[i] if 0 <= i < len(self._itos) else self.unk_text
 
     def to_dict(self) -> dict[str, Any]:
         return {**self._base_dict(), "splitter": SPLITTER, "tokens": self.tokens}
