@@ -15,7 +15,7 @@ from generator.evaluate import score_tokens
 from generator.inference import FastLSTM, LogitsProcessor, StepState, quantize_int8, sample_rows
 from generator.model import LSTMLanguageModel, ModelConfig
 from generator.sampling import SamplingSettings
-from conftest import synthetic_text
+from textgen import synthetic_text
 
 
 def random_model(layers=2, hidden=96, vocab=50, seed=0) -> LSTMLanguageModel:
