@@ -38,6 +38,59 @@ def text_chunks(text: str, chunk_chars: int = 1 << 20) -> Iterator[str]:
         start = end
 
 
+def iter_text_file(path: Path, start: int = 0, stop: int | None = None, chunk_bytes: int = 8 << 20,
+                   encoding: str | None = None, marks: list | None = None) -> Iterator[str]:
+    """Characters [start, stop) of a text file, normalised as `corpus.read_text_file` does (UTF-8 or
+    `encoding`, BOM stripped, CRLF and CR → LF), read `chunk_bytes` at a time: memory stays bounded
+    whatever the file's size. Bad bytes raise the same one-line error, naming the byte offset.
+    `marks` collects (bytes read, characters before them) after each read: every character before that
+    count comes from bytes before that offset, which lets a caller seek safely into the text."""
+    import codecs
+
+    from .textfiles import check_encoding
+
+    enc = check_encoding(encoding) or "utf-8"
+    decoder = codecs.getincrementaldecoder(enc)(errors="strict")
+    pos, offset, first, held_cr = 0, 0, True, False
+    with open(path, "rb") as f:
+        while stop is None or pos < stop:
+            data = f.read(chunk_bytes)
+            final = not data
+            if first and enc.startswith("utf-8") and (data.startswith(b"\xff\xfe") or data.startswith(b"\xfe\xff")):
+                raise GhostwriteError(f"{path}: looks like UTF-16 (byte order mark); pass --encoding utf-16")
+            if enc.startswith("utf-8") and b"\x00" in data:
+                raise GhostwriteError(f"{path}: binary data (NUL byte at byte offset {offset + data.find(bytes(1))}), "
+                                      "not a text file")
+            try:
+                text = decoder.decode(data, final=final)
+            except UnicodeDecodeError as e:
+                raise GhostwriteError(f"{path}: not valid {enc.upper() if enc == 'utf-8' else enc} near byte offset "
+                                      f"{offset + max(e.start, 0)}; pass --encoding (e.g. gb18030, latin-1)") from None
+            offset += len(data)
+            if first and text:
+                if text.startswith("\ufeff"):
+                    text = text[1:]
+                first = False
+            if held_cr:
+                text = "\r" + text
+                held_cr = False
+            if text.endswith("\r") and not final:  # a CRLF may be split across two reads
+                text, held_cr = text[:-1], True
+            if "\r" in text:
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            if text:
+                end = pos + len(text)
+                lo = max(0, start - pos)
+                hi = len(text) if stop is None else min(len(text), stop - pos)
+                if lo < hi:
+                    yield text[lo:hi]
+                pos = end
+            if marks is not None:
+                marks.append((offset, pos))
+            if final:
+                return
+
+
 def write_tokens(path: Path, tokenizer, chunks: Iterable[str]) -> int:
     """Encode `chunks` and append the ids to `path` (temp file + fsync + rename). Returns the count."""
     path = Path(path)

@@ -26,10 +26,43 @@ def pick(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def configure_cpu(threads: int | None = None) -> int:
-    """Use every core we are allowed (or `threads`), and the plain ATen LSTM kernels: on small CPU
-    LSTMs oneDNN's (mkldnn) kernels measured several times slower here, for training and sampling."""
-    n = threads or int(os.environ.get("GHOSTWRITE_THREADS", 0)) or len(os.sched_getaffinity(0))
+_forced_threads = False
+
+
+def configure_cpu(threads: int | None = None, mkldnn: bool | None = None) -> int:
+    """Set the intra-op threads and the LSTM backend for this process.
+
+    Threads: `threads`, else GHOSTWRITE_THREADS, else every core we are allowed when the machine is
+    otherwise idle and one thread when other processes keep its cores busy. The small per-time-step
+    products of an LSTM run one OpenMP region each, and a team that has to wait for a core someone else
+    holds stalls every region: measured here on 2 busy cores, 2 threads trained 5-20 times slower than
+    1 (bench/NOTES.md). `autosize.plan` then times both for training and keeps the faster.
+
+    mkldnn (oneDNN): off by default, because its kernels measured several times slower for one-row
+    LSTM inference; training may switch it on where it measures faster (`autosize.plan`)."""
+    global _forced_threads
+    env = int(os.environ.get("GHOSTWRITE_THREADS", 0) or 0)
+    _forced_threads = bool(threads or env)
+    n = threads or env or default_threads()
     torch.set_num_threads(max(1, n))
-    torch.backends.mkldnn.enabled = False
+    torch.backends.mkldnn.enabled = bool(mkldnn) if mkldnn is not None else os.environ.get("GHOSTWRITE_MKLDNN") == "1"
     return n
+
+
+def threads_forced() -> bool:
+    """Whether the thread count was asked for (argument or GHOSTWRITE_THREADS) rather than chosen."""
+    return _forced_threads
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    n = cores()
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        return n
+    # the load average counts runnable processes: what is left of n cores is what we may use
+    return n if busy <= 0.5 else max(1, min(n, int(n - busy + 0.5)))

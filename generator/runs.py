@@ -8,6 +8,7 @@ registers the best weights as a new version with its card, curve (JSON) and loss
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import torch
 
 from . import checkpoint, registry
 from .corpus import load_corpus, split_text
-from .data import text_chunks, write_tokens
+from .data import iter_text_file, text_chunks, write_tokens
 from .errors import GhostwriteError
 from .paths import atomic_write_bytes, atomic_write_text, runs_dir
 from .tokenizers import tokenizer_from_dict, train_tokenizer
@@ -33,7 +34,13 @@ class Run:
     base_state: dict | None = None
 
 
+STREAM_BYTES = 64 << 20  # a corpus file larger than this is prepared streaming from disk, never read whole
+
+
 def prepare(cfg) -> Run:
+    big = large_corpus_file(cfg.corpus)
+    if big is not None:
+        return prepare_streaming(cfg, *big)
     corpus = load_corpus(cfg.corpus)
     name = registry.check_name(cfg.name or (cfg.base and registry.parse_spec(cfg.base)[0]) or corpus.name)
     folder = runs_dir() / name
@@ -78,6 +85,147 @@ def prepare(cfg) -> Run:
     }
     atomic_write_text(meta_path, json.dumps(meta, indent=2, ensure_ascii=False))
     return Run(folder, meta, n_train, len(val_text), base_state)
+
+
+def large_corpus_file(spec: str) -> tuple[Path, str, dict] | None:
+    """(text file, corpus name, known info) when the corpus is one file above STREAM_BYTES: a path, or
+    a registered corpus (whose text.txt is already normalised). Same precedence as `load_corpus`."""
+    from .corpus import _looks_like_path, corpus_exists, corpus_info
+
+    s = os.fspath(spec)
+    p = Path(s).expanduser()
+    if _looks_like_path(s) and p.is_file():
+        path, name, info = p, p.stem, {}
+    elif corpus_exists(s):
+        ci = corpus_info(s)
+        path, name, info = ci.text_path, s, {"sha256": ci.sha256, "lang": ci.lang, "author": ci.author}
+    elif p.is_file():
+        path, name, info = p, p.stem, {}
+    else:
+        return None
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    limit = int(os.environ.get("GHOSTWRITE_STREAM_BYTES", STREAM_BYTES))
+    return (path, name, info) if size > limit else None
+
+
+def prepare_streaming(cfg, path: Path, corpus_name: str, known: dict) -> Run:
+    """`prepare` for a corpus larger than memory should hold: the text is read from disk in chunks, three
+    times (count and checksum; the training split for the tokenizer; encoding), and never held whole.
+    The split, the char vocabulary and the token files are exactly those of the in-memory path; word and
+    SentencePiece vocabularies are learnt from a sample spread over the training split."""
+    import hashlib
+
+    from .corpus import MIN_TRAIN_CHARS, MIN_VAL_CHARS, detect_lang, split_text
+
+    name = registry.check_name(cfg.name or (cfg.base and registry.parse_spec(cfg.base)[0]) or corpus_name)
+    folder = runs_dir() / name
+    meta_path = folder / "run.json"
+    sha, n_chars, head, marks = hashlib.sha256(), 0, [], []
+    for chunk in iter_text_file(path, marks=marks):
+        sha.update(chunk.encode("utf-8", "surrogatepass"))
+        if n_chars < 200_000:
+            head.append(chunk[: 200_000 - n_chars])
+        n_chars += len(chunk)
+    digest = sha.hexdigest()
+    if known.get("sha256") and known["sha256"] != digest:
+        raise GhostwriteError(f"corpus {corpus_name!r} is damaged (checksum mismatch of {path.name}); add it again with --force")
+    if cfg.resume and meta_path.exists():
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("corpus_sha256") != digest:
+            raise GhostwriteError(f"cannot resume {name!r}: the corpus changed since the run started")
+        return Run(folder, meta, meta["train_tokens"], meta["val_chars"])
+    if not 0 < cfg.val_fraction < 0.5:
+        raise GhostwriteError(f"--val-fraction must be between 0 and 0.5, got {cfg.val_fraction}")
+    n_train = int(n_chars * (1.0 - cfg.val_fraction))  # the split of corpus.split_text
+    if n_train < MIN_TRAIN_CHARS or n_chars - n_train < MIN_VAL_CHARS:
+        split_text("".join(head), cfg.val_fraction)  # raises its error
+    lang = known.get("lang") or detect_lang("".join(head))
+    base_state, base_meta = None, {}
+    if cfg.base:
+        bname, bver = registry.resolve(cfg.base)
+        bdir = registry.model_dir(bname, bver)
+        tok = tokenizer_from_dict(json.loads((bdir / "tokenizer.json").read_text(encoding="utf-8")))
+        state, bm = checkpoint.load(bdir / "model.pt")
+        base_state = state["model"]
+        base_meta = {"base_model": bname, "base_version": bver, "base_model_config": bm["model"]}
+    else:
+        # the sample for word / sp vocabularies stays within bytes that hold training text only
+        train_bytes = max([b for b, c in marks if c <= n_train], default=0)
+        tok = _streamed_tokenizer(cfg, path, n_train, train_bytes, lang)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    t0 = time.monotonic()
+    n_tr = write_tokens(folder / "train.bin", tok, iter_text_file(path, 0, n_train))
+    n_val = write_tokens(folder / "val.bin", tok, iter_text_file(path, n_train, None))
+    if n_val < 2:
+        raise GhostwriteError("validation split too small to score; use a larger corpus or --val-fraction")
+    atomic_write_text(folder / "tokenizer.json", json.dumps(tok.to_dict(), ensure_ascii=False))
+    meta = {
+        "name": name, "corpus": corpus_name, "corpus_ref": corpus_ref(cfg.corpus), "corpus_sha256": digest,
+        "lang": lang, "author": known.get("author"), "tokenizer": {"kind": tok.kind, "vocab_size": tok.vocab_size},
+        "train_tokens": n_tr, "val_tokens": n_val, "train_chars": n_train, "val_chars": n_chars - n_train,
+        "val_fraction": cfg.val_fraction, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "streamed": True, "encode_seconds": round(time.monotonic() - t0, 2), **base_meta,
+    }
+    atomic_write_text(meta_path, json.dumps(meta, indent=2, ensure_ascii=False))
+    return Run(folder, meta, n_tr, n_chars - n_train, base_state)
+
+
+SAMPLE_CHARS = 32_000_000  # what word / SentencePiece vocabularies of a streamed corpus learn from
+
+
+def _streamed_tokenizer(cfg, path: Path, n_train: int, train_bytes: int, lang: str | None):
+    from .tokenizers import CharTokenizer
+    from .tokenizers.char import char_counts
+
+    if cfg.tokenizer == "char":  # exact: the character counts of the whole training split
+        counts: dict[str, int] = {}
+        for chunk in iter_text_file(path, 0, n_train):
+            for c, n in char_counts(chunk).items():
+                counts[c] = counts.get(c, 0) + n
+        ranked = sorted(counts, key=lambda c: (-counts[c], ord(c)))
+        if cfg.vocab_size is not None:
+            if cfg.vocab_size < 2:
+                raise GhostwriteError(f"vocabulary size must be at least 2, not {cfg.vocab_size}")
+            ranked = ranked[: cfg.vocab_size - 1]
+        return CharTokenizer(sorted(ranked))
+    sample = sample_text(path, n_train, train_bytes, SAMPLE_CHARS)
+    vocab = cfg.vocab_size
+    if cfg.tokenizer == "sp" and vocab is None:  # sized for the whole split, not for the sample
+        from .tokenizers.base import is_cjk_heavy
+        from .tokenizers.sp import CJK_COVERAGE, default_vocab_size, required_chars
+
+        counts = char_counts(sample)
+        cjk = (lang or "").lower().split("-")[0] in ("zh", "ja", "ko") or is_cjk_heavy(sample)
+        needed = required_chars(counts, CJK_COVERAGE if cjk or len(counts) > 1000 else 1.0)
+        vocab = default_vocab_size(n_train, needed, cjk)
+    return train_tokenizer(cfg.tokenizer, sample, vocab_size=vocab, sp_type=cfg.sp_type, lang=lang)
+
+
+def sample_text(path: Path, n_chars: int, n_bytes: int, budget: int, pieces: int = 256) -> str:
+    """About `budget` characters of whole lines from the first `n_chars` characters of a file, which lie
+    in its first `n_bytes` bytes or more: `pieces` runs at evenly spaced byte offsets (seeks, no full
+    read), so a vocabulary sees the whole text, not just its beginning."""
+    if n_chars <= budget or n_bytes <= 4 * budget:
+        return "".join(iter_text_file(path, 0, min(n_chars, budget)))
+    out, step, take = [], n_bytes // pieces, min(budget * 4, n_bytes) // pieces
+    with open(path, "rb") as f:
+        for k in range(pieces):
+            f.seek(k * step)
+            raw = f.read(min(take, n_bytes - k * step))
+            piece = raw.decode("utf-8", "ignore").replace("\r\n", "\n").replace("\r", "\n")
+            if k:
+                piece = piece[piece.find("\n") + 1 :] if "\n" in piece else ""
+            piece = piece[: budget // pieces]
+            cut = piece.rfind("\n")
+            out.append(piece[: cut + 1] if cut >= 0 else "")
+    return "".join(out).lstrip("\ufeff")
 
 
 def corpus_ref(spec: str) -> str:

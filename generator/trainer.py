@@ -59,6 +59,10 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
 
+FINAL_EVAL_TOKENS = 1 << 21  # the card's figure scores at most this many validation tokens
+QUICK_VAL_TOKENS = 32_768  # the fixed slice scored by each validation during training
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, on_progress: Callable[[dict], None] | None = None):
         self.cfg = cfg
@@ -115,6 +119,8 @@ class Trainer:
                 sizes["emb_size"] = cfg.hidden_size
             mc = ModelConfig(vocab_size=vocab, **sizes)
             tr = dict(batch_size=p.batch_size, seq_len=p.seq_len, lr=p.lr)
+            if p.threads:  # what autosize measured fastest on this machine (recorded in the card)
+                tr.update(threads=p.threads, mkldnn=p.mkldnn)
         for k in ("batch_size", "seq_len", "lr"):
             if getattr(cfg, k) is not None:
                 tr[k] = getattr(cfg, k)
@@ -174,7 +180,11 @@ class Trainer:
         sched["total_steps"] = max(total or 0, self.step + 1) if total else None
         n = sched["total_steps"] or 2000
         sched["warmup_steps"] = max(1, min(sched.get("warmup_steps", 10**9), n // 20, 200))
-        sched["eval_every"] = cfg.eval_every or max(1, n // 12)
+        evals = 12
+        if step_time and cfg.max_time is not None:  # quick validations: at most ~4% of the training time
+            t_val = QUICK_VAL_TOKENS / (3.0 * self.tr["batch_size"] * self.tr["seq_len"] / step_time)
+            evals = max(2, min(12, int(0.04 * n * step_time / max(t_val, 1e-9))))
+        sched["eval_every"] = cfg.eval_every or max(1, n // evals)
 
     # ---- the loop -----------------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -246,7 +256,7 @@ class Trainer:
         return self._finish()
 
     def _final_eval_estimate(self, step_time: float) -> float:
-        val_tokens = len(self.val_tokens)
+        val_tokens = min(len(self.val_tokens), FINAL_EVAL_TOKENS)
         if self.device.type == "cpu":
             val_tokens += 2 * min(32_768, val_tokens)  # the int8 check scores a slice twice
         tokens_per_s_train = self.tr["batch_size"] * self.tr["seq_len"] / step_time
@@ -257,7 +267,7 @@ class Trainer:
         if self.dist is not None and not self.dist.is_main:
             return self.dist.share_validation(self)  # rank 0 validates and tells the others
         toks = self.val_tokens
-        limit = 32_768 if quick else None  # a fixed slice: cheap enough to run a dozen times
+        limit = QUICK_VAL_TOKENS if quick else None  # a fixed slice: cheap enough to run a dozen times
         if limit and len(toks) > limit:
             toks = toks[:limit]
         nats, n = score_tokens(self.model, toks, streams=min(32, self.tr["batch_size"]),
@@ -313,7 +323,8 @@ class Trainer:
         state, _ = checkpoint.load(self.run.dir / "best.pt", map_location=self.device)
         self.model.load_state_dict(state["model"])
         streams = 1 if len(self.val_tokens) < 20_000 else 32
-        nats, n = score_tokens(self.model, self.val_tokens, streams=streams, seq_len=self.tr["seq_len"],
+        final = self.val_tokens[:FINAL_EVAL_TOKENS]  # a huge corpus: its validation split's first part
+        nats, n = score_tokens(self.model, final, streams=streams, seq_len=self.tr["seq_len"],
                                device=self.device, autocast_dtype=self.amp)
         figures = report(nats, n, chars_scored(self.run.val_text_len, len(self.val_tokens), n))
         figures["eval_streams"] = streams
