@@ -15,7 +15,7 @@ from generator.errors import GhostwriteError
 from generator.textfiles import read_text_file
 from generator.tokenizers import tokenizer_from_dict
 from generator.trainer import TrainConfig, train
-from conftest import synthetic_text
+from textgen import synthetic_text
 
 
 def awkward_text(n=6000, seed=0) -> str:
