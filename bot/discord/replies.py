@@ -134,8 +134,9 @@ def surface_for(ctx) -> Surface:
 
 
 class StreamingReply:
-    """Shows a growing continuation. `feed()` text as it arrives; a background loop pushes the current pages
-    every `interval` seconds if anything changed; `finish()` writes the final pages with the footer and view."""
+    """Shows a growing continuation. `feed()` text as it arrives; a background loop pushes the first words as
+    soon as they come (the reader sees text at first-token latency), then the current pages every `interval`
+    seconds if anything changed; `finish()` writes the final pages with the footer and view."""
 
     def __init__(self, surface: Surface, shown_prompt: str, *, interval: float = 1.0):
         self.surface = surface
@@ -147,6 +148,7 @@ class StreamingReply:
         self._dirty = False
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
+        self._fed = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._last_push: float | None = None
         self.updates = 0
@@ -155,12 +157,16 @@ class StreamingReply:
         if piece:
             self.text += piece
             self._dirty = True
+            self._fed.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="ghostwrite-stream-edits")
 
     async def _loop(self) -> None:
-        next_at = time.monotonic() + self.interval
+        stop, fed = asyncio.ensure_future(self._stop.wait()), asyncio.ensure_future(self._fed.wait())
+        await asyncio.wait({stop, fed}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel(), fed.cancel()
+        next_at = time.monotonic()  # the first words go out at once
         while not self._stop.is_set():
             try:
                 await asyncio.wait_for(self._stop.wait(), max(0.0, next_at - time.monotonic()))

@@ -1,6 +1,7 @@
 """Splitting, formatting, cooldowns and the concurrency gate (no Discord objects needed)."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -119,3 +120,39 @@ async def test_gate_queue_timeout_reports_busy():
             pass
     await first.__aexit__(None, None, None)
     assert gate.running == 0 and gate.waiting == 0
+
+
+class _RecordingSurface:
+    """A reply target that records when each page was sent or edited."""
+
+    def __init__(self):
+        self.calls: list[tuple[float, str, str]] = []
+
+    async def send_page(self, index, content, view):
+        self.calls.append((time.monotonic(), "send", content))
+        return object()
+
+    async def edit_page(self, message, index, content, view):
+        self.calls.append((time.monotonic(), "edit", content))
+
+
+async def test_streaming_reply_shows_the_first_words_at_once_then_keeps_the_interval():
+    from bot.discord.replies import StreamingReply
+
+    surface = _RecordingSurface()
+    reply = StreamingReply(surface, "ROMEO:", interval=0.6)
+    reply.start()
+    await asyncio.sleep(0.2)
+    assert surface.calls == []  # nothing to show yet
+    fed_at = time.monotonic()
+    reply.feed(" Good")
+    await asyncio.sleep(0.1)
+    assert len(surface.calls) == 1 and surface.calls[0][0] - fed_at < 0.1 and "Good" in surface.calls[0][2]
+    for word in (" morrow", ",", " friar"):
+        reply.feed(word)
+        await asyncio.sleep(0.05)
+    assert len(surface.calls) == 1  # later words wait for the edit interval
+    await reply.finish("-# foot")
+    times = [t for t, _, _ in surface.calls]
+    assert [kind for _, kind, _ in surface.calls] == ["send", "edit"]
+    assert times[1] - times[0] >= 0.55 and "friar" in surface.calls[-1][2] and "foot" in surface.calls[-1][2]
