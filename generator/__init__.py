@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 
-# OpenMP threads that sleep instead of spinning while they wait. Set before torch loads its OpenMP
-# runtime (this package is imported before torch everywhere). On a busy machine spinning threads made a
-# training step 5-10x slower on 2 cores (bench/NOTES.md); on an idle one the difference is noise.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads spin a short while (GOMP_SPINCOUNT) before they sleep while they wait. Set before torch
+# loads its OpenMP runtime (this package is imported before torch everywhere). An LSTM runs one small
+# parallel region per time step: sleeping at once (OMP_WAIT_POLICY=PASSIVE) made 2-thread training
+# 1.7-2x slower on an idle 2-core machine, while spinning without limit burns a core a busy machine
+# needs. The trainer times 1 and all threads anyway and keeps the faster (bench/NOTES.md).
+os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
 from .errors import GhostwriteError  # noqa: E402
 from .sampling import SamplingSettings  # noqa: E402

@@ -307,7 +307,7 @@ def publish(trainer, figures: dict, elapsed: float) -> dict:
         "eval": figures, "training_seconds": round(elapsed, 1), "device": str(trainer.device),
         "base_model": meta.get("base_model"), "base_version": meta.get("base_version"),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "int8_ok": meta.get("int8_ok", False),
+        "int8_ok": meta.get("int8_ok", False), "timing": meta.get("timing"),
     }
     curve = json.dumps(trainer.curve)
     atomic_write_text(folder / "curve.json", curve)
