@@ -28,6 +28,7 @@ from .inference import Output, StepState, sample_rows
 from .sampling import SamplingSettings
 
 IDLE_EXIT_S = 30.0  # the stepping thread ends after this long with nothing to do (restarts on demand)
+CHUNK = 8  # tokens per compiled call for the whole batch; requests join and leave between calls
 
 
 class BatchedGeneration(Output):
@@ -115,6 +116,13 @@ class BatchedGeneration(Output):
                 self._cond.notify()
             return not done
 
+    def _take_many(self, tokens: list[int], now: float, interval: float) -> bool:
+        """`_take` for a run of tokens; those after the request's end are dropped."""
+        for t in tokens:
+            if not self._take(t, now, interval):
+                return False
+        return True
+
     def _fail(self, e: BaseException) -> None:
         with self._cond:
             self._error, self._ended = e, True
@@ -185,6 +193,21 @@ class BatchEngine:
                 state = StepState.cat(new_states) if len(new_states) > 1 else new_states[0]
                 rows.extend(j[0] for j in joiners)
                 self.max_rows_seen = max(self.max_rows_seen, len(rows))
+            got = runner.run_chunk(logits, state, [g.proc for g in rows], CHUNK)
+            if got is not None:  # CHUNK tokens for every row in one compiled call (generator/fastloop.py)
+                chunk, logits = got
+                now = time.monotonic()
+                keep = [i for i, (g, toks) in enumerate(zip(rows, chunk.tolist())) if g._take_many(toks, now, interval)]
+                self.steps += CHUNK
+                if len(keep) < len(rows):
+                    if not keep:
+                        rows.clear()
+                        logits = state = None
+                        continue
+                    sel = torch.tensor(keep)
+                    rows[:] = [rows[i] for i in keep]
+                    state, logits = state.select(sel), logits.index_select(0, sel)
+                continue
             tokens = sample_rows(logits, [g.proc for g in rows])
             now = time.monotonic()
             keep: list[int] = []

@@ -1,0 +1,138 @@
+"""Choosing the next token: repetition penalty, temperature, top-k, top-p, one random stream per request.
+
+Sampling draws one uniform number per token from the request's own `torch.Generator` and inverts the
+cumulative distribution (no sort unless top-p asks for one), so a seed reproduces a text exactly, alone
+or batched with other requests.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .sampling import SamplingSettings
+
+class LogitsProcessor:
+    """One request's token choice: repetition penalty, temperature, top-k, top-p, and its own random
+    stream (`settings.seed`). `sample_rows` chooses for many requests at once; a row's choice depends
+    only on its own logits and its own stream."""
+
+    def __init__(self, settings: SamplingSettings, vocab_size: int, window: int = 64, banned: int | None = None):
+        self.s = settings
+        self.banned = banned  # the unknown token: a placeholder for input, never something to write
+        self.window = window
+        self.vocab_size = vocab_size
+        self.recent: list[int] = []
+        self.counts = torch.zeros(vocab_size, dtype=torch.int32) if settings.repetition_penalty != 1.0 else None
+        self.generator = torch.Generator().manual_seed(int(settings.seed or 0))
+        self._u: list[float] = []
+        self.greedy = settings.temperature == 0 and self.counts is None
+        self.plain = settings.temperature > 0 and self.counts is None and not (
+            settings.top_k and settings.top_k < vocab_size) and settings.top_p >= 1.0
+        self.temp = torch.tensor([[settings.temperature or 1.0]])
+        self.temp1 = self.temp.view(1)
+
+    def uniform(self) -> float:
+        if not self._u:
+            # float32 values (exact as Python floats), so every sampling path compares the same number
+            self._u = torch.rand(256, dtype=torch.float32, generator=self.generator).tolist()[::-1]
+        return self._u.pop()
+
+    def uniforms(self, k: int) -> list[float]:
+        """The next k numbers of `uniform()`, in order."""
+        return [self.uniform() for _ in range(k)]
+
+    def observe(self, token: int) -> None:
+        if self.counts is None:
+            return
+        self.recent.append(token)
+        self.counts[token] += 1
+        if len(self.recent) > self.window:
+            self.counts[self.recent.pop(0)] -= 1
+
+    def __call__(self, logits: torch.Tensor) -> int:
+        logits = logits.float().reshape(1, -1).clone()
+        if self.banned is not None:
+            logits[:, self.banned] = float("-inf")
+        return sample_rows(logits, [self])[0]
+
+    def choose(self, row: torch.Tensor) -> int:
+        """The general path for one row (already masked): penalty, temperature, top-k, top-p."""
+        s = self.s
+        logits = row
+        if self.counts is not None:
+            seen = self.counts > 0
+            pen = torch.where(logits > 0, logits / s.repetition_penalty, logits * s.repetition_penalty)
+            logits = torch.where(seen, pen, logits)
+        if s.temperature == 0:
+            return int(torch.argmax(logits))
+        logits = logits / s.temperature
+        idx = None
+        if s.top_k and s.top_k < logits.numel():
+            logits, idx = torch.topk(logits, s.top_k)  # sorted, largest first
+        if s.top_p < 1.0:
+            if idx is None:
+                logits, idx = torch.sort(logits, descending=True)
+            probs = torch.softmax(logits, dim=-1)
+            keep = torch.cumsum(probs, dim=-1) - probs < s.top_p  # always keeps the most likely token
+            logits = logits.masked_fill(~keep, float("-inf"))
+        cdf = torch.softmax(logits, dim=-1).cumsum_(-1)
+        u = self.uniform()
+        j = int(torch.searchsorted(cdf, u, right=True))
+        if j >= cdf.numel():
+            j = _last_live(cdf, u)
+        return int(idx[j]) if idx is not None else j
+
+
+def sample_rows(logits: torch.Tensor, procs: list[LogitsProcessor]) -> list[int]:
+    """Next token for each row of `logits` (rows, vocab), row i by `procs[i]`. The banned (unknown)
+    token is expected at -inf already: the generation runner's output bias puts it there.
+
+    Rows with plain settings (temperature only) share one softmax / cumsum / searchsorted; greedy rows
+    one argmax; the others take `LogitsProcessor.choose`. Every one of these is computed row by row,
+    so the result for a row is the same whatever the other rows are."""
+    n = len(procs)
+    if n == 1:
+        p = procs[0]
+        if p.plain:  # the same arithmetic as _plain, on one row: six small ops
+            V = logits.size(-1)
+            cdf = torch.softmax(logits.view(V) / p.temp1, dim=-1).cumsum_(-1)
+            u = p.uniform()
+            j = int(torch.searchsorted(cdf, u, right=True))
+            return [j if j < V else _last_live(cdf, u)]
+        if p.greedy:
+            return [int(torch.argmax(logits[0]))]
+        return [p.choose(logits[0])]
+    out: list[int | None] = [None] * n
+    plain = [i for i, p in enumerate(procs) if p.plain]
+    if plain:
+        rows = logits if len(plain) == n else logits.index_select(0, torch.tensor(plain))
+        temps = torch.cat([procs[i].temp for i in plain])
+        for i, t in zip(plain, _plain(rows, temps, [procs[i].uniform() for i in plain])):
+            out[i] = t
+    if len(plain) < n:
+        greedy = [i for i, p in enumerate(procs) if p.greedy]
+        if greedy:
+            best = torch.argmax(logits.index_select(0, torch.tensor(greedy)), dim=1).tolist()
+            for i, t in zip(greedy, best):
+                out[i] = t
+        for i, p in enumerate(procs):
+            if out[i] is None:
+                out[i] = p.choose(logits[i])
+    return out  # type: ignore[return-value]
+
+
+def _plain(rows: torch.Tensor, temps: torch.Tensor, us: list[float]) -> list[int]:
+    """Inverse-CDF sampling, row by row: the first token whose cumulative probability exceeds u."""
+    cdf = torch.softmax(rows / temps, dim=-1).cumsum_(-1)
+    picked = torch.searchsorted(cdf, torch.tensor(us, dtype=torch.float32).view(-1, 1), right=True).view(-1).tolist()
+    V = rows.size(1)
+    for r, j in enumerate(picked):  # cdf[j] > u >= cdf[j-1]: token j has probability > 0
+        if j >= V:
+            picked[r] = _last_live(cdf[r], us[r])
+    return picked
+
+
+def _last_live(cdf: torch.Tensor, u: float) -> int:
+    """u at or above the (rounded) total: scale it to the total instead."""
+    j = int(torch.searchsorted(cdf, cdf[-1:] * u, right=True))
+    return j if j < cdf.numel() else int(torch.searchsorted(cdf, cdf[-1:], right=False))

@@ -1,0 +1,110 @@
+"""Many tokens per call: the sampling loop of `FastLSTM` compiled with TorchScript.
+
+A step of a small LSTM costs far less than the Python around it (a few dozen tensor calls, each a trip
+through the interpreter). `run_chunk` samples `k` tokens for every row of a batch in one call: the loop,
+the cell, the int8 or fp32 products and the sampling all run in TorchScript's interpreter, and Python
+sees the tokens afterwards (generator/inference.py feeds them to the stop rules one by one, so a request
+still stops at the exact character; at most k - 1 steps past its end are wasted).
+
+It serves the rows whose settings are *plain* (temperature only) or *greedy*; a row with top-k, top-p
+or a repetition penalty is chosen in Python, one token at a time. The arithmetic is the one-step path's,
+operation for operation (cell, products, softmax, cumulative sum, inverse-CDF search with the request's
+own uniform numbers), so a seed gives the same text on either path.
+
+GHOSTWRITE_TORCHSCRIPT=0 turns the compiled loop off (the one-step path serves everything).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from typing import List, Tuple
+
+import torch
+from torch import Tensor
+
+
+def _cell(gates: Tensor, c: Tensor, h_out: Tensor) -> None:
+    """The LSTM cell as `fastlstm._cell_` computes it (g rows doubled: tanh(x) = 2·sigmoid(2x) − 1), in
+    place: c, and h into `h_out` (a slice of the state buffer)."""
+    s = torch.sigmoid(gates)
+    i, f, g, o = s.chunk(4, 1)
+    c.mul_(f).addcmul_(i, g, value=2.0).sub_(i)
+    torch.mul(o, torch.tanh(c), out=h_out)
+
+
+def _choose(logits: Tensor, temps: Tensor, greedy: Tensor, u: Tensor) -> Tensor:
+    """Inverse-CDF sampling row by row (`choosing._plain`), argmax where `greedy`."""
+    V = logits.size(1)
+    cdf = torch.softmax(logits / temps, dim=-1).cumsum_(-1)
+    j = torch.searchsorted(cdf, u.view(-1, 1), right=True).view(-1)
+    over = j >= V
+    if bool(over.any()):  # u at or above the rounded total: scale it to the total (`_last_live`)
+        j2 = torch.searchsorted(cdf, cdf[:, -1:] * u.view(-1, 1), right=True).view(-1)
+        j3 = torch.searchsorted(cdf, cdf[:, -1:], right=False).view(-1)
+        j = torch.where(over, torch.where(j2 < V, j2, j3), j)
+    if bool(greedy.any()):
+        j = torch.where(greedy, torch.argmax(logits, dim=1), j)
+    return j
+
+
+def _chunk_int8(logits: Tensor, z: Tensor, cs: List[Tensor], table: Tensor,
+                packed: List[torch.classes.quantized.LinearPackedParamsBase], scales: List[float],
+                zeros: List[int], temps: Tensor, greedy: Tensor, us: Tensor, k: int) -> Tuple[Tensor, Tensor]:
+    """k tokens for every row: `packed` holds layer 0's W_hh, then each deeper layer's [W_ih | W_hh],
+    then the output layer; `us` (k, rows) the uniform numbers. Updates z (every layer's h side by side)
+    and cs in place; returns the tokens (rows, k) and the logits after the last one."""
+    L = len(cs)
+    H = cs[0].size(1)
+    rows = z.size(0)
+    out = torch.empty(rows, k, dtype=torch.long)
+    op = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32
+    for t in range(k):
+        tok = _choose(logits, temps, greedy, us[t])
+        out[:, t] = tok
+        h0 = z[:, 0:H]
+        gates = op(h0, scales[0], zeros[0], packed[0])
+        gates += table.index_select(0, tok)
+        _cell(gates, cs[0], h0)
+        for l in range(1, L):
+            gates = op(z[:, (l - 1) * H:(l + 1) * H], scales[l], zeros[l], packed[l])
+            _cell(gates, cs[l], z[:, l * H:(l + 1) * H])
+        logits = op(z[:, (L - 1) * H:L * H], scales[L], zeros[L], packed[L])
+    return out, logits
+
+
+def _chunk_fp32(logits: Tensor, z: Tensor, cs: List[Tensor], table: Tensor, weights: List[Tensor],
+                biases: List[Tensor], temps: Tensor, greedy: Tensor, us: Tensor, k: int) -> Tuple[Tensor, Tensor]:
+    """`_chunk_int8` with fp32 products: `weights` / `biases` in the same order (a missing bias is empty)."""
+    L = len(cs)
+    H = cs[0].size(1)
+    rows = z.size(0)
+    out = torch.empty(rows, k, dtype=torch.long)
+    for t in range(k):
+        tok = _choose(logits, temps, greedy, us[t])
+        out[:, t] = tok
+        h0 = z[:, 0:H]
+        gates = torch.mm(h0, weights[0].t())
+        gates += table.index_select(0, tok)
+        _cell(gates, cs[0], h0)
+        for l in range(1, L):
+            gates = torch.addmm(biases[l], z[:, (l - 1) * H:(l + 1) * H], weights[l].t())
+            _cell(gates, cs[l], z[:, l * H:(l + 1) * H])
+        logits = torch.addmm(biases[L], z[:, (L - 1) * H:L * H], weights[L].t())
+    return out, logits
+
+
+def enabled() -> bool:
+    return os.environ.get("GHOSTWRITE_TORCHSCRIPT", "1") not in ("0", "false", "no")
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(kind: str):
+    """The scripted loop (compiled once per process), or None where TorchScript is unavailable."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit.script is "deprecated" in favour of torch.compile,
+            return torch.jit.script(_chunk_int8 if kind == "int8" else _chunk_fp32)  # which needs a compiler
+    except Exception:  # an interpreter without TorchScript: the one-step path serves
+        return None
