@@ -18,8 +18,11 @@ so sixteen readers do not fight the stepping thread for the interpreter on every
 
 from __future__ import annotations
 
+import atexit
+import os
 import threading
 import time
+import weakref
 from collections import deque
 
 import torch
@@ -28,7 +31,8 @@ from .inference import Output, StepState, sample_rows
 from .sampling import SamplingSettings
 
 IDLE_EXIT_S = 30.0  # the stepping thread ends after this long with nothing to do (restarts on demand)
-CHUNK = 8  # tokens per compiled call for the whole batch; requests join and leave between calls
+ENGINE_THREADS = int(os.environ.get("GHOSTWRITE_ENGINE_THREADS", "1") or 1)
+CHUNK = 32  # tokens per compiled call for the whole batch; requests join and leave between calls
 
 
 class BatchedGeneration(Output):
@@ -98,14 +102,23 @@ class BatchedGeneration(Output):
     # called on the stepping thread
     def _take(self, token: int, now: float, interval: float) -> bool:
         """Record one sampled token; returns whether this request stays in the batch."""
+        return self._take_many((token,), now, interval)
+
+    def _take_many(self, tokens, now: float, interval: float) -> bool:
+        """Record a run of sampled tokens (those after the request's end are dropped); returns whether
+        this request stays in the batch. One lock and at most one wake-up for the whole run."""
         with self._cond:
             if self._closed:
                 return False
-            piece, done = self._emit(token)
-            if piece:
-                self._pieces.append(piece)
-                if self.t_first_piece is None:
-                    self.t_first_piece = now
+            done = False
+            for token in tokens:
+                piece, done = self._emit(token)
+                if piece:
+                    self._pieces.append(piece)
+                    if self.t_first_piece is None:
+                        self.t_first_piece = now
+                if done:
+                    break
             self._pending_tokens = self.tokens_out
             if done:
                 self._ended = True
@@ -116,17 +129,19 @@ class BatchedGeneration(Output):
                 self._cond.notify()
             return not done
 
-    def _take_many(self, tokens: list[int], now: float, interval: float) -> bool:
-        """`_take` for a run of tokens; those after the request's end are dropped."""
-        for t in tokens:
-            if not self._take(t, now, interval):
-                return False
-        return True
-
     def _fail(self, e: BaseException) -> None:
         with self._cond:
             self._error, self._ended = e, True
             self._cond.notify_all()
+
+
+_ENGINES: "weakref.WeakSet[BatchEngine]" = weakref.WeakSet()  # (a replaced model's engine may go)
+
+
+@atexit.register
+def _stop_engines() -> None:
+    for engine in list(_ENGINES):
+        engine._stop_at_exit()
 
 
 class BatchEngine:
@@ -142,6 +157,18 @@ class BatchEngine:
         self._thread: threading.Thread | None = None
         self.steps = 0  # forward steps taken (for benchmarks and tests)
         self.max_rows_seen = 0
+        self._closing = False
+        _ENGINES.add(self)
+
+    def _stop_at_exit(self) -> None:
+        """At interpreter exit, let the stepping thread leave between two calls: a daemon thread killed
+        inside a compiled call aborts the process ("terminate called without an active exception")."""
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(2.0)
 
     def submit(self, prompt: str, settings: SamplingSettings) -> BatchedGeneration:
         return BatchedGeneration(self, prompt, settings)
@@ -156,6 +183,9 @@ class BatchEngine:
             self._cv.notify()
 
     def _loop(self) -> None:
+        # one intra-op thread: OpenMP teams led by a thread other than the main one measured 4-5x slower
+        # per step with 2 threads than with 1 on 2 cores (bench/NOTES.md); a batch of rows is one product
+        torch.set_num_threads(ENGINE_THREADS)
         try:
             with torch.inference_mode():
                 self._serve()
@@ -173,7 +203,7 @@ class BatchEngine:
         self._rows = rows
         logits = state = None
         interval = self.flush_interval
-        while True:
+        while not self._closing:
             joiners = []
             with self._cv:
                 if not rows and not self._joining:

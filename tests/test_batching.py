@@ -55,7 +55,7 @@ def test_alone_batched_and_direct_give_the_same_text(lm):
     direct = [lm.complete(p, s) for p, s in cases]
     alone = ["".join(lm.serve(p, s)) for p, s in cases]
     assert alone == direct
-    others = [(f"QUEEN {i}:\n", {"seed": 100 + i, "length": 20 + 9 * i, "temperature": 0.6 + 0.1 * i})
+    others = [(f"QUEEN {i}:\n", {"seed": 100 + i, "length": 2000 + 90 * i, "temperature": 0.6 + 0.1 * i})
               for i in range(6)]
     engine = lm.engine()
     steps_before = engine.steps
@@ -67,7 +67,7 @@ def test_alone_batched_and_direct_give_the_same_text(lm):
 
 
 def test_requests_join_and_leave_while_others_run(lm):
-    long_settings = {"temperature": 0.9, "length": 400, "seed": 5}
+    long_settings = {"temperature": 0.9, "length": 20_000, "seed": 5}  # ~1 s: long enough to overlap
     want = lm.complete("KING:\n", long_settings)
     g = lm.serve("KING:\n", long_settings)
     got = [next(g)]
@@ -75,10 +75,10 @@ def test_requests_join_and_leave_while_others_run(lm):
     for i in range(5):
         short = run_concurrently(lm, [(f"Q{i}\n", {"length": 15 + i, "seed": i})] * 2)
         assert [len(t) for t in short] == [15 + i] * 2
-        got.append(next(g))
+        got.append(next(g, ""))
     got.extend(g)
     assert "".join(got) == want == g.text
-    assert g.tokens_out == 400 and g.tokens_in == len("KING:\n")
+    assert g.tokens_out == 20_000 and g.tokens_in == len("KING:\n")
 
 
 def test_close_stops_and_keeps_what_was_read(lm):

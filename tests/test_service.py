@@ -36,8 +36,8 @@ def test_stream_records_a_complete_generation(svc):
 
 
 def test_closing_the_stream_stores_it_interrupted_with_partial_text(svc):
-    st = svc.stream(Request("KING:\n", settings={"length": 5000, "seed": 1}))
-    got = "".join(next(st) for _ in range(10))
+    st = svc.stream(Request("KING:\n", settings={"length": 20_000, "seed": 1}))
+    got = "".join(next(st) for _ in range(3))
     st.close()
     r = st.result
     assert r.status == "interrupted" and r.text == got
@@ -113,14 +113,14 @@ async def test_astream_runs_off_the_loop_and_cancel_marks_interrupted(svc):
         pieces.append(p)
     assert s.result.status == "complete" and "".join(pieces) == s.result.text
 
-    s2 = svc.astream(Request("KING:\n", settings={"length": 5000}, source="discord"))
+    s2 = svc.astream(Request("KING:\n", settings={"length": 20_000}, source="discord"))
 
     async def consume():
         async for _ in s2:
             await asyncio.sleep(0)
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
