@@ -135,10 +135,16 @@ class ContinuationService:
         return home() / "unsaved-generations.jsonl"
 
     def _record(self, fields: dict) -> tuple[int | None, str | None]:
-        """Write one finished generation; on failure spool it to disk and say why."""
+        """Write one finished generation; if the database fails, spool it to disk and say why. A row the
+        store refuses for itself (an unknown source, ...) is not spooled: no retry would store it."""
+        from bot.store.db import InvalidRecord
+
         try:
             self.flush_spool()
             return self.store.record_generation(**fields), None
+        except InvalidRecord as e:
+            log.error("generation not stored: %s", e)
+            return None, str(e)
         except GhostwriteError as e:
             with open(self._spool_path(), "a", encoding="utf-8") as f:
                 f.write(json.dumps(fields, ensure_ascii=False) + "\n")
@@ -149,7 +155,11 @@ class ContinuationService:
 
     def flush_spool(self) -> int:
         """Write spooled generations to the store. A row the store refuses for itself (say its parent
-        was deleted since) is written without the parent; if the store is still down, the rows stay."""
+        was deleted since) is written without the parent, or else set aside in
+        unsaved-generations.rejected.jsonl (one bad row must not hold back every later one); if the
+        database is still down, the rows stay."""
+        from bot.store.db import InvalidRecord
+
         path = self._spool_path()
         if not path.exists():
             return 0
@@ -162,16 +172,23 @@ class ContinuationService:
                 log.warning("skipping an unreadable spooled generation: %.80s", line)
                 continue
             try:
-                self.store.record_generation(**fields)
-            except GhostwriteError:
-                if fields.get("parent_id") is None:
-                    self._rewrite_spool(lines[i:])
-                    raise
                 try:
-                    self.store.record_generation(**{**fields, "parent_id": None})
+                    self.store.record_generation(**fields)
                 except GhostwriteError:
-                    self._rewrite_spool(lines[i:])
-                    raise
+                    if fields.get("parent_id") is None:
+                        raise
+                    self.store.record_generation(**{**fields, "parent_id": None})
+            except InvalidRecord as e:
+                rejected = path.with_name("unsaved-generations.rejected.jsonl")
+                with open(rejected, "a", encoding="utf-8") as f:
+                    f.write(line + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                log.error("a spooled generation cannot be stored (%s); moved to %s", e, rejected.name)
+                continue
+            except GhostwriteError:
+                self._rewrite_spool(lines[i:])
+                raise
             done += 1
         os.unlink(path)
         return done

@@ -79,6 +79,7 @@ class BatchedGeneration(Output):
     def _join(self) -> None:
         """Prime the prompt here, on the reader's thread, then hand the state to the stepping thread."""
         try:
+            torch.set_num_threads(ENGINE_THREADS)  # this (worker) thread's OpenMP team: see BatchEngine._loop
             with torch.inference_mode():
                 logits, state = self.engine.runner.prime(self._ids)
         except BaseException as e:

@@ -147,3 +147,19 @@ def test_keyboard_interrupt_inside_the_stream_is_stored_interrupted(svc):
         st._gen.throw(KeyboardInterrupt)
     assert st.result.status == "interrupted" and st.result.text == first
     assert svc.store.get(st.result.generation_id).status == "interrupted"
+
+
+def test_a_row_the_store_refuses_is_set_aside_and_does_not_block_later_ones(svc):
+    good = svc.run(Request("KING:\n", settings={"length": 5}))
+    fields = dict(model="tiny", model_version=good.version, prompt="p", output="spooled", status="complete", params={})
+    before = len(svc.store.list_generations(limit=None))
+    spool = svc._spool_path()
+    spool.write_text(json.dumps({**fields, "source": "nowhere"}) + "\n" + json.dumps({**fields, "source": "cli"}) + "\n")
+    r = svc.run(Request("QUEEN:\n", settings={"length": 5}))  # stored, and the spool flushed before it
+    assert r.store_error is None and svc.store.get(r.generation_id).output == r.text
+    assert not spool.exists()
+    rejected = spool.with_name("unsaved-generations.rejected.jsonl")
+    assert json.loads(rejected.read_text().splitlines()[0])["source"] == "nowhere"
+    assert len(svc.store.list_generations(limit=None)) == before + 2  # the spooled valid row, QUEEN
+    bad = svc.run(Request("KING:\n", settings={"length": 5}, source="nowhere"))  # refused, never spooled
+    assert bad.generation_id is None and "unknown source" in bad.store_error and not spool.exists()

@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session
 
 from bot.store import models as m
 from bot.store import queries
-from bot.store.db import DEFAULT_BUSY_TIMEOUT, Database, StoreError, migrate, raw_execute
+from bot.store.db import DEFAULT_BUSY_TIMEOUT, Database, InvalidRecord, StoreError, migrate, raw_execute
 from bot.store.extras import StoreExtras
 from bot.store.records import Feedback, Generation, Story, TrainingRun
 
-__all__ = ["Store", "StoreError", "Generation", "Feedback", "TrainingRun", "Story"]
+__all__ = ["Store", "StoreError", "InvalidRecord", "Generation", "Feedback", "TrainingRun", "Story"]
 
 _FINAL = ("complete", "interrupted", "error")
 _EXPORT_PAGE = 500
@@ -42,15 +42,15 @@ def _opt_str(value: Any) -> str | None:
 def _generation_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Check and normalise the columns of a new generation."""
     if not fields.get("model"):
-        raise StoreError("a generation needs a model name")
+        raise InvalidRecord("a generation needs a model name")
     if fields.get("prompt") is None:
-        raise StoreError("a generation needs a prompt")
+        raise InvalidRecord("a generation needs a prompt")
     source = fields.get("source") or "cli"
     if source not in m.SOURCES:
-        raise StoreError(f"unknown source {source!r}; use one of {', '.join(m.SOURCES)}")
+        raise InvalidRecord(f"unknown source {source!r}; use one of {', '.join(m.SOURCES)}")
     status = fields.get("status") or "running"
     if status not in m.GENERATION_STATUSES:
-        raise StoreError(f"unknown status {status!r}; use one of {', '.join(m.GENERATION_STATUSES)}")
+        raise InvalidRecord(f"unknown status {status!r}; use one of {', '.join(m.GENERATION_STATUSES)}")
     out = dict(fields, source=source, status=status)
     for key in ("user_id", "guild_id", "channel_id", "message_id"):
         out[key] = _opt_str(out.get(key))
