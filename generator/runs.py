@@ -120,6 +120,7 @@ def prepare_streaming(cfg, path: Path, corpus_name: str, known: dict) -> Run:
 
     from .corpus import MIN_TRAIN_CHARS, MIN_VAL_CHARS, detect_lang, split_text
 
+    t_prepare = time.monotonic()
     name = registry.check_name(cfg.name or (cfg.base and registry.parse_spec(cfg.base)[0]) or corpus_name)
     folder = runs_dir() / name
     meta_path = folder / "run.json"
@@ -171,7 +172,8 @@ def prepare_streaming(cfg, path: Path, corpus_name: str, known: dict) -> Run:
         "lang": lang, "author": known.get("author"), "tokenizer": {"kind": tok.kind, "vocab_size": tok.vocab_size},
         "train_tokens": n_tr, "val_tokens": n_val, "train_chars": n_train, "val_chars": n_chars - n_train,
         "val_fraction": cfg.val_fraction, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "streamed": True, "encode_seconds": round(time.monotonic() - t0, 2), **base_meta,
+        "streamed": True, "encode_seconds": round(time.monotonic() - t0, 2),
+        "prepare_seconds": round(time.monotonic() - t_prepare, 2), **base_meta,
     }
     atomic_write_text(meta_path, json.dumps(meta, indent=2, ensure_ascii=False))
     return Run(folder, meta, n_tr, n_chars - n_train, base_state)

@@ -243,9 +243,12 @@ class Trainer:
             lv = loss.item()
             loss_avg = lv if loss_avg is None else 0.9 * loss_avg + 0.1 * lv
             now = time.monotonic()
-            if t_calib is None and self.step >= 2:
+            # the step time that fixes the schedule: timed after the first (slow, warming) steps, over
+            # ~8% of the budget (at most 8 s): a 1 s window once measured slow and ended a 75 s run at 60 s
+            if t_calib is None and self.step >= 5:
                 t_calib, steps_calib = now, self.step
-            elif t_calib is not None and not sched.get("total_steps") and (now - t_calib > 3 or self.step - steps_calib >= 30):
+            elif t_calib is not None and not sched.get("total_steps") and self.step - steps_calib >= 5 and \
+                    now - t_calib >= min(8.0, 0.08 * (cfg.max_time or 0)):
                 step_time = (now - t_calib) / (self.step - steps_calib)
                 # keep time for the final validation, but never more than a quarter of the budget:
                 # a slow start (a busy machine) must not leave no time to train at all
