@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, SHARED, load, machine, table, write_results
+from _common import REPO, RESULTS, SHARED, load, machine, table, write_results
 
 SOURCES = ["tinyshakespeare.txt", "austen_pride_and_prejudice.txt", "xiyouji.txt", "wikitext-2/valid.txt",
            "wikitext-2/test.txt"]
@@ -94,10 +94,11 @@ def train_run(corpus: Path, tokenizer: str, seconds: int, home: Path, name: str)
                train_tokens=meta["train_tokens"], model=f"{card['model']['num_layers']}x{card['model']['hidden_size']}",
                steps=card["steps"], training_seconds=card["training_seconds"],
                train_tokens_per_s=round(tokens / max(card["training_seconds"], 1e-9)), val_bpc=card["val_bpc"])
-    if meta.get("prepare_seconds"):
+    if meta.get("prepare_seconds"):  # count + checksum, vocabulary, encoding: the whole preparation
         row["prepare_s"] = meta["prepare_seconds"]
         row["tokenize_mb_s"] = round(size / 1e6 / meta["prepare_seconds"], 1)
-        row["encode_mb_s"] = round(size / 1e6 / max(meta.get("encode_seconds", 0), 1e-9), 1)
+    if meta.get("encode_seconds"):  # the encoding pass alone
+        row["encode_mb_s"] = round(size / 1e6 / max(meta["encode_seconds"], 1e-9), 1)
     shutil.rmtree(home / "runs" / name, ignore_errors=True)  # the token files: gigabytes
     return row
 
@@ -147,6 +148,13 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out["machine"]["load_at_end"] = load()
+    previous = RESULTS / "memory.json"
+    if previous.exists():  # keep what this run skipped (e.g. the scaling table) from the last run
+        old = json.loads(previous.read_text(encoding="utf-8"))
+        kept = {k: old[k] for k in ("big", "scaling") if not out[k] and old.get(k)}
+        if kept:
+            out.update(kept)
+            out["kept_from"] = {"machine": old.get("machine"), "sections": sorted(kept)}
     write_results("memory", out)
 
 

@@ -43,7 +43,7 @@ def run_case(name: str, tokenizer: str, budget: int) -> dict:
         load_before = load()
         args = ["train", str(path), "--max-time", str(budget), "--json", "--quiet"]
         if tokenizer != "char":
-            args[3:3] = ["--tokenizer", tokenizer]
+            args[2:2] = ["--tokenizer", tokenizer]
         t0 = time.perf_counter()
         r = gw(*args, env=env)
         wall = time.perf_counter() - t0
