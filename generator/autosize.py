@@ -100,9 +100,8 @@ def tune_cpu(vocab: int, batch: int, seq: int) -> tuple[int, bool, str | None, f
         time_option(opt, give_up=1.5 * min(timed.values()) if timed else math.inf)
     for opt in sorted(timed, key=timed.get)[:2]:  # a second look at the two fastest: one noisy step
         time_option(opt)                            # must not decide the whole run
-    opt = min(timed, key=timed.get)
-    best = (*opt, timed[opt])
-    threads, mkldnn, amp, dt = best
+    threads, mkldnn, amp = best = min(timed, key=timed.get)
+    dt = timed[best]
     torch.set_num_threads(threads)
     torch.backends.mkldnn.enabled = mkldnn
     return threads, mkldnn, amp, dt

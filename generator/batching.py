@@ -224,28 +224,18 @@ class BatchEngine:
                 state = StepState.cat(new_states) if len(new_states) > 1 else new_states[0]
                 rows.extend(j[0] for j in joiners)
                 self.max_rows_seen = max(self.max_rows_seen, len(rows))
-            got = runner.run_chunk(logits, state, [g.proc for g in rows], CHUNK)
+            procs = [g.proc for g in rows]
+            got = runner.run_chunk(logits, state, procs, CHUNK)
+            now = time.monotonic()
             if got is not None:  # CHUNK tokens for every row in one compiled call (generator/fastloop.py)
                 chunk, logits = got
-                now = time.monotonic()
+                tokens = None
                 keep = [i for i, (g, toks) in enumerate(zip(rows, chunk.tolist())) if g._take_many(toks, now, interval)]
                 self.steps += CHUNK
-                if len(keep) < len(rows):
-                    if not keep:
-                        rows.clear()
-                        logits = state = None
-                        continue
-                    sel = torch.tensor(keep)
-                    rows[:] = [rows[i] for i in keep]
-                    state, logits = state.select(sel), logits.index_select(0, sel)
-                continue
-            tokens = sample_rows(logits, [g.proc for g in rows])
-            now = time.monotonic()
-            keep: list[int] = []
-            for i, g in enumerate(rows):
-                if g._take(tokens[i], now, interval):
-                    keep.append(i)
-            if len(keep) < len(rows):
+            else:  # one token per row, chosen in Python (top-k, top-p, repetition penalty)
+                tokens = sample_rows(logits, procs)
+                keep = [i for i, g in enumerate(rows) if g._take(tokens[i], now, interval)]
+            if len(keep) < len(rows):  # finished or closed requests leave the batch
                 if not keep:
                     rows.clear()
                     logits = state = None
@@ -253,6 +243,10 @@ class BatchEngine:
                 sel = torch.tensor(keep)
                 rows[:] = [rows[i] for i in keep]
                 state = state.select(sel)
-                tokens = [tokens[i] for i in keep]
-            logits = runner.step(torch.tensor(tokens), state)
-            self.steps += 1
+                if tokens is None:
+                    logits = logits.index_select(0, sel)
+                else:
+                    tokens = [tokens[i] for i in keep]
+            if tokens is not None:
+                logits = runner.step(torch.tensor(tokens), state)
+                self.steps += 1

@@ -20,6 +20,7 @@ import torch
 from torch.nn import functional as F
 
 from . import fastloop
+from .device import cpu_flags
 from .model import LSTMLanguageModel
 
 PRIME_CHUNK = 512
@@ -33,12 +34,7 @@ def _full_range_activations() -> bool:
     env = os.environ.get("GHOSTWRITE_INT8_REDUCE_RANGE")
     if env is not None:
         return env.strip() in ("0", "false", "no")
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
-            flags = f.read(1 << 16)
-    except OSError:
-        return False
-    return "avx512_vnni" in flags or "avx_vnni" in flags or "amx_int8" in flags
+    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def int8_available() -> bool:

@@ -37,6 +37,15 @@ class Run:
 STREAM_BYTES = 64 << 20  # a corpus file larger than this is prepared streaming from disk, never read whole
 
 
+def load_base(spec: str):
+    """`--from MODEL`: its tokenizer (kept for fine-tuning), its weights and what the run records of it."""
+    bname, bver = registry.resolve(spec)
+    bdir = registry.model_dir(bname, bver)
+    tok = tokenizer_from_dict(json.loads((bdir / "tokenizer.json").read_text(encoding="utf-8")))
+    state, bm = checkpoint.load(bdir / "model.pt")
+    return tok, state["model"], {"base_model": bname, "base_version": bver, "base_model_config": bm["model"]}
+
+
 def prepare(cfg) -> Run:
     big = large_corpus_file(cfg.corpus)
     if big is not None:
@@ -55,15 +64,8 @@ def prepare(cfg) -> Run:
     if not 0 < cfg.val_fraction < 0.5:
         raise GhostwriteError(f"--val-fraction must be between 0 and 0.5, got {cfg.val_fraction}")
     train_text, val_text = split_text(corpus.text, cfg.val_fraction)
-    base_state, base_meta = None, {}
-    if cfg.base:
-        bname, bver = registry.resolve(cfg.base)
-        bdir = registry.model_dir(bname, bver)
-        tok = tokenizer_from_dict(json.loads((bdir / "tokenizer.json").read_text(encoding="utf-8")))
-        state, bm = checkpoint.load(bdir / "model.pt")
-        base_state = state["model"]
-        base_meta = {"base_model": bname, "base_version": bver, "base_model_config": bm["model"]}
-    else:
+    tok, base_state, base_meta = load_base(cfg.base) if cfg.base else (None, None, {})
+    if tok is None:
         tok = train_tokenizer(cfg.tokenizer, train_text, vocab_size=cfg.vocab_size, sp_type=cfg.sp_type,
                               lang=corpus.info.get("lang"))
     if folder.exists():
@@ -146,15 +148,8 @@ def prepare_streaming(cfg, path: Path, corpus_name: str, known: dict) -> Run:
     if n_train < MIN_TRAIN_CHARS or n_chars - n_train < MIN_VAL_CHARS:
         split_text("".join(head), cfg.val_fraction)  # raises its error
     lang = known.get("lang") or detect_lang("".join(head))
-    base_state, base_meta = None, {}
-    if cfg.base:
-        bname, bver = registry.resolve(cfg.base)
-        bdir = registry.model_dir(bname, bver)
-        tok = tokenizer_from_dict(json.loads((bdir / "tokenizer.json").read_text(encoding="utf-8")))
-        state, bm = checkpoint.load(bdir / "model.pt")
-        base_state = state["model"]
-        base_meta = {"base_model": bname, "base_version": bver, "base_model_config": bm["model"]}
-    else:
+    tok, base_state, base_meta = load_base(cfg.base) if cfg.base else (None, None, {})
+    if tok is None:
         # the sample for word / sp vocabularies stays within bytes that hold training text only
         train_bytes = max([b for b, c in marks if c <= n_train], default=0)
         tok = _streamed_tokenizer(cfg, path, n_train, train_bytes, lang)

@@ -69,6 +69,7 @@ class Trainer:
         self.cfg = cfg
         self.on_progress = on_progress or (lambda p: None)
         self.t_start = time.monotonic()
+        self.timing: dict = {"validation_s": 0.0}  # where the budget went (the card; the bench reports it)
 
     # ---- set-up -------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -208,7 +209,7 @@ class Trainer:
             if cfg.max_time is None:
                 self._fix_schedule(None)
         self.model.train()
-        self.timing = {"setup_s": round(time.monotonic() - self.t_start, 2), "validation_s": 0.0}
+        self.timing["setup_s"] = round(time.monotonic() - self.t_start, 2)
         t_loop = time.monotonic()
         t_last_ck = time.monotonic()
         t_calib, steps_calib = None, 0
@@ -320,8 +321,7 @@ class Trainer:
         else:
             self.bad_evals += 1
         self.last_val_bpc = bpc
-        if hasattr(self, "timing"):
-            self.timing["validation_s"] = round(self.timing["validation_s"] + time.monotonic() - t0, 2)
+        self.timing["validation_s"] = round(self.timing["validation_s"] + time.monotonic() - t0, 2)
         if self.dist is not None:
             self.dist.share_validation(self)  # the others stop early exactly when rank 0 does
         return bpc
@@ -374,9 +374,8 @@ class Trainer:
         if self.device.type == "cpu":
             self.meta["int8_ok"], figures["int8_delta_bpc"] = self._int8_check()
         elapsed = self.elapsed_before + time.monotonic() - self.t_start
-        if hasattr(self, "timing"):  # where the budget went (the bench reports it)
-            self.timing["final_eval_s"] = round(time.monotonic() - t_end, 2)
-            self.meta["timing"] = self.timing
+        self.timing["final_eval_s"] = round(time.monotonic() - t_end, 2)
+        self.meta["timing"] = self.timing
         card = runs.publish(self, figures, elapsed)
         self._progress(None, 0.0)
         return card
