@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import GhostwriteError
 
 console = Console()
 err = Console(stderr=True)

@@ -9,15 +9,11 @@ learning-rate schedule is a pure function of the step and a resumed run follows 
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import torch
 
 from . import checkpoint, distributed, runs
