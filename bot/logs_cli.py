@@ -222,7 +222,7 @@ def show_cmd(
 @_friendly
 def export_cmd(
     fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl or csv"),
-    output: Path = typer.Option(None, "--output", "-o", help="file to write (default: stdout)"),
+    output: Path = typer.Option(None, "--output", "-o", help="file to write ('-' or none: stdout)"),
     model: str = typer.Option(None, "--model", "-m", help="NAME or NAME@vN"),
     source: str = typer.Option(None, "--source", help="cli, repl or discord"),
     user: str = typer.Option(None, "--user", "-u", help="user id"),
@@ -234,12 +234,12 @@ def export_cmd(
         raise GhostwriteError(f"unknown export format {fmt!r}; use jsonl or csv")
     filters = _filters(model, source, user, since)
     with _store() as store:
-        if output is None:
+        if output is None or str(output) == "-":
             store.export(fmt, sys.stdout, **filters)
             return
         buffer = io.StringIO(newline="")
         count = store.export(fmt, buffer, **filters)
-    try:
+    try:  # a regular file is replaced whole; a symlink's target likewise; a device or FIFO is written to
         paths.atomic_write_text(output, buffer.getvalue())
     except OSError as e:
         raise GhostwriteError(f"cannot write {output}: {e.strerror or e}") from None

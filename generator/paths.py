@@ -7,6 +7,7 @@ directory (e.g. ~/.local/share/ghostwrite). Nothing is ever written into the che
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -34,8 +35,22 @@ def runs_dir() -> Path:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that a reader sees either the old file or the whole new one:
-    a temporary file in the same folder, fsync, rename, then fsync of the folder."""
+    a temporary file in the same folder, fsync, rename, then fsync of the folder.
+
+    Only a regular file (or a path where nothing is yet) is replaced that way. A symlink is followed:
+    its target is what gets replaced, and the link stays. A device, a FIFO or any other special file is
+    written to as a stream (renaming over /dev/null would replace the device with a plain file)."""
     path = Path(path)
+    try:
+        st = os.stat(path)  # follows links, /proc's magic ones (/dev/stdout) included
+    except FileNotFoundError:
+        st = None  # nothing there, or a dangling link: its target is created
+    if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        with open(path, "wb") as f:
+            f.write(data)
+            f.flush()
+        return
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -209,3 +210,112 @@ def test_parse_since():
     assert parse_since(None) is None
     with pytest.raises(GhostwriteError, match="--since"):
         parse_since("soon")
+
+
+# ---- --output onto what is already there: only a regular file is replaced -----------------------------
+def _jsonl_ids(text: str) -> list[int]:
+    return [json.loads(line)["id"] for line in text.splitlines() if line.strip()]
+
+
+def _scratch_null(tmp_path):
+    """A character device that swallows what is written: a null device made in tmp_path (as root), or the
+    real /dev/null for anyone else (who could not replace it if the export tried)."""
+    import os
+    import stat
+
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        with open(node, "wb") as f:
+            f.write(b"probe")
+        return node
+    except OSError:
+        if os.geteuid() == 0:
+            pytest.skip("cannot make a device node here, and /dev/null must not be risked as root")
+        return Path("/dev/null")
+
+
+def test_export_to_a_device_writes_into_it_and_keeps_it(rows, tmp_path):
+    import os
+    import stat
+    import threading
+    import time
+    import tty
+
+    null = _scratch_null(tmp_path)
+    result = invoke("export", "--output", str(null))
+    assert result.exit_code == 0, result.stderr
+    assert stat.S_ISCHR(os.stat(null).st_mode), "the device was replaced by a file"
+    assert "exported 4" in result.stderr
+    # a terminal is a device too: what it is sent arrives at the other end
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    got = bytearray()
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        path = os.ttyname(slave)
+        result = invoke("export", "--output", path)
+        assert result.exit_code == 0, result.stderr
+        assert stat.S_ISCHR(os.stat(path).st_mode)
+        deadline = time.monotonic() + 10
+        while got.count(b"\n") < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert _jsonl_ids(got.decode("utf-8")) == sorted(rows.values())
+
+
+def test_export_to_a_symlink_writes_its_target(rows, tmp_path):
+    target = tmp_path / "real" / "logs.jsonl"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(Path("real") / "logs.jsonl")  # relative, as people make them
+    result = invoke("export", "--output", str(link))
+    assert result.exit_code == 0, result.stderr
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert _jsonl_ids(target.read_text(encoding="utf-8")) == sorted(rows.values())
+    assert sorted(p.name for p in target.parent.iterdir()) == ["logs.jsonl"]  # no temp file left
+    dangling = tmp_path / "dangling.jsonl"
+    dangling.symlink_to(tmp_path / "new.jsonl")
+    assert invoke("export", "--output", str(dangling)).exit_code == 0
+    assert dangling.is_symlink() and _jsonl_ids((tmp_path / "new.jsonl").read_text()) == sorted(rows.values())
+
+
+def test_export_to_a_fifo_streams_into_it(rows, tmp_path):
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()), daemon=True)
+    reader.start()
+    result = invoke("export", "--output", str(fifo))
+    assert result.exit_code == 0, result.stderr
+    reader.join(10)
+    assert not reader.is_alive(), "nothing was written into the FIFO"
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert _jsonl_ids(got[0].decode("utf-8")) == sorted(rows.values())
+
+
+def test_export_to_dash_is_stdout(rows, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("export", "--output", "-")
+    assert result.exit_code == 0, result.stderr
+    assert _jsonl_ids(result.stdout) == sorted(rows.values())
+    assert not (tmp_path / "-").exists()
