@@ -1,7 +1,9 @@
 """Shared fixtures: one data directory for the session and tiny models trained once, in seconds.
 
 Tests that need their own empty data directory use `fresh_home`. The real corpora in ../shared/corpora
-are used where present; tests that need them skip cleanly when the folder is absent.
+are used where present; tests that need them skip cleanly when the folder is absent or hidden
+(GHOSTWRITE_TEST_SHARED=none). Where they are is decided once, in tests/shared_corpora.py (`SHARED`,
+`shared_corpus(name)`, `shared_path(name)`), re-exported here and by the other conftest.py files.
 """
 
 from __future__ import annotations
@@ -10,16 +12,10 @@ import os
 from pathlib import Path
 
 import pytest
+from shared_corpora import SHARED, shared_corpus, shared_path  # noqa: F401  (re-exported)
 from textgen import synthetic_text
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "corpora"
-
-def shared_corpus(name: str) -> Path:
-    path = SHARED / name
-    if not path.exists():
-        pytest.skip(f"shared corpus {name} not present")
-    return path
 
 
 @pytest.fixture(scope="session", autouse=True)

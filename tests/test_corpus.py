@@ -8,14 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
+from shared_corpora import shared_corpus
 from typer.testing import CliRunner
 
 from generator import corpus as C
 from generator.corpus_cli import app
 from generator.errors import GhostwriteError
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
-TINY = SHARED / "tinyshakespeare.txt"
 
 
 @pytest.fixture
@@ -108,9 +106,8 @@ def test_split_last_fraction():
     assert len(val) == 250
 
 
-@pytest.mark.skipif(not TINY.is_file(), reason="shared corpora not available")
 def test_split_matches_nanogpt():
-    text = TINY.read_text(encoding="utf-8")
+    text = shared_corpus("tinyshakespeare.txt").read_text(encoding="utf-8")
     train, val = C.split_text(text)
     n = len(text)
     assert train == text[: int(n * 0.9)] and val == text[int(n * 0.9) :]
@@ -211,9 +208,8 @@ def test_load_unknown_and_damaged(home, tmp_path):
         C.load_corpus("d")
 
 
-@pytest.mark.skipif(not TINY.is_file(), reason="shared corpora not available")
 def test_load_shared_file_by_path(home):
-    c = C.load_corpus(str(TINY))
+    c = C.load_corpus(str(shared_corpus("tinyshakespeare.txt")))
     assert c.name == "tinyshakespeare" and len(c.text) == 1115394
     assert c.info["lang"] == "en"
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shared_corpora import shared_path
+from textgen import chinese_text, english_text
 
 from generator.errors import GhostwriteError
 from generator.tokenizers import (
@@ -26,7 +27,6 @@ from generator.tokenizers import (
 from generator.tokenizers.sp import MAX_SEGMENT, iter_segments
 from generator.tokenizers.word import split_tokens
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 KINDS = ("char", "word", "sp")
 
 ENGLISH = (
@@ -45,20 +45,23 @@ CHINESE = (
 
 
 def _slice(name: str, start: int, n: int) -> str | None:
-    p = SHARED / name
-    if not p.is_file():
+    p = shared_path(name)
+    if p is None:
         return None
     return p.read_text(encoding="utf-8")[start : start + n]
 
 
 @pytest.fixture(scope="module")
 def en_text() -> str:
-    return _slice("tinyshakespeare.txt", 0, 60_000) or ENGLISH * 200
+    # without the shared corpora: the hand-written lines (quotes, tabs, digits) and a made-up play with a
+    # vocabulary of hundreds of words, as much text as the Shakespeare slice
+    return _slice("tinyshakespeare.txt", 0, 60_000) or ENGLISH * 20 + english_text(50_000)
 
 
 @pytest.fixture(scope="module")
 def zh_text() -> str:
-    return _slice("xiyouji.txt", 0, 8_000) or CHINESE * 30
+    # without the shared corpora: the novel's opening and made-up text over ~900 CJK characters
+    return _slice("xiyouji.txt", 0, 8_000) or CHINESE * 3 + chinese_text(8_000)
 
 
 @pytest.fixture(scope="module")

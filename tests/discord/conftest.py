@@ -17,6 +17,8 @@ from bot.store import Store
 import dpytest_shim
 from discord_helpers import ScriptedService, fast_config, make_host_bot
 from interactions import Harness
+# `from conftest import shared_corpus` in any test module may find this conftest in a full run: the same names
+from shared_corpora import SHARED, shared_corpus, shared_path  # noqa: F401
 
 
 @pytest.fixture

@@ -26,10 +26,11 @@ from pathlib import Path
 import pytest
 
 from drillkit import Zygote, env, report
+from shared_corpora import shared_path
 from generator import checkpoint
 from generator.errors import GhostwriteError
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "tinyshakespeare.txt"
+SHARED = shared_path("tinyshakespeare.txt")  # None when the shared corpora are absent or hidden
 TRAIN = [sys.executable, "-m", "generator.train_main"]  # `ghostwrite train` without the bot's imports
 
 
@@ -160,7 +161,7 @@ def test_kill9_training_5_times_long_run(tiny_corpus, tmp_path, monkeypatch):
     """A real corpus and a run of minutes (fresh processes), killed 5 times spread over it: the final
     validation equals the uninterrupted run's (resume is exact with --max-steps)."""
     seed = _seed()
-    corpus = SHARED if SHARED.exists() else tiny_corpus
+    corpus = SHARED or tiny_corpus
     steps = int(os.environ.get("GHOSTWRITE_DRILL_STEPS", 600))
     args = [str(corpus), "--name", "k", "--max-steps", str(steps), "--hidden-size", "128", "--layers", "1",
             "--batch-size", "32", "--seq-len", "64", "--lr", "0.004", "--checkpoint-every", "20", "--device", "cpu",
@@ -187,7 +188,7 @@ def test_kill9_training_5_times_under_a_time_budget(tiny_corpus, tmp_path, monke
     uninterrupted run calibrates to its own step count, so the two losses differ by that much: reported, and
     held to a gross bound only.)"""
     seed = _seed()
-    corpus = SHARED if SHARED.exists() else tiny_corpus
+    corpus = SHARED or tiny_corpus
     budget = float(os.environ.get("GHOSTWRITE_DRILL_BUDGET", 90))
     # a fixed size: autosize would pick the model from a speed measurement, which a busy machine makes vary
     args = [str(corpus), "--name", "k", "--max-time", str(budget), "--preset", "tiny", "--batch-size", "32",
