@@ -19,7 +19,7 @@ import torch
 
 from . import checkpoint, registry
 from .corpus import load_corpus, split_text
-from .data import iter_text_file, text_chunks, write_tokens
+from .data import iter_text_file, read_tokens, text_chunks, write_tokens
 from .errors import GhostwriteError
 from .paths import atomic_write_bytes, atomic_write_text, runs_dir
 from .tokenizers import tokenizer_from_dict, train_tokenizer
@@ -80,13 +80,19 @@ def prepare(cfg) -> Run:
     meta = {
         "name": name, "corpus": corpus.name, "corpus_ref": corpus_ref(cfg.corpus), "corpus_sha256": corpus.info.get("sha256"),
         "lang": corpus.info.get("lang"), "author": corpus.info.get("author"),
-        "tokenizer": {"kind": tok.kind, "vocab_size": tok.vocab_size},
+        "tokenizer": tokenizer_meta(tok, folder, len(val_text)),
         "train_tokens": n_train, "val_tokens": n_val, "train_chars": len(train_text), "val_chars": len(val_text),
         "val_fraction": cfg.val_fraction, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **base_meta,
     }
     atomic_write_text(meta_path, json.dumps(meta, indent=2, ensure_ascii=False))
     return Run(folder, meta, n_train, len(val_text), base_state)
+
+
+def tokenizer_meta(tok, folder: Path, val_chars: int) -> dict:
+    """The card's tokenizer entry; for sp, how much of the validation split byte pieces spell."""
+    shares = tok.byte_piece_shares(read_tokens(folder / "val.bin", tok.vocab_size), val_chars)
+    return {"kind": tok.kind, "vocab_size": tok.vocab_size, **{f"val_{k}": v for k, v in shares.items()}}
 
 
 def large_corpus_file(spec: str) -> tuple[Path, str, dict] | None:
@@ -164,7 +170,7 @@ def prepare_streaming(cfg, path: Path, corpus_name: str, known: dict) -> Run:
     atomic_write_text(folder / "tokenizer.json", json.dumps(tok.to_dict(), ensure_ascii=False))
     meta = {
         "name": name, "corpus": corpus_name, "corpus_ref": corpus_ref(cfg.corpus), "corpus_sha256": digest,
-        "lang": lang, "author": known.get("author"), "tokenizer": {"kind": tok.kind, "vocab_size": tok.vocab_size},
+        "lang": lang, "author": known.get("author"), "tokenizer": tokenizer_meta(tok, folder, n_chars - n_train),
         "train_tokens": n_tr, "val_tokens": n_val, "train_chars": n_train, "val_chars": n_chars - n_train,
         "val_fraction": cfg.val_fraction, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "streamed": True, "encode_seconds": round(time.monotonic() - t0, 2),

@@ -127,6 +127,11 @@ class Tokenizer(ABC):
     @abstractmethod
     def from_dict(cls, d: dict[str, Any]) -> Tokenizer: ...
 
+    def byte_piece_shares(self, ids: np.ndarray, n_chars: int) -> dict[str, float]:
+        """For a tokenizer with byte pieces (sp): how much of an encoded text they spell, as shares of its
+        tokens and of its `n_chars` characters (for the model card). Empty for the others."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """A short JSON-able summary for model cards."""
         return {"kind": self.kind, "vocab_size": self.vocab_size}

@@ -10,6 +10,12 @@ Two details on top of SentencePiece:
   chunked.
 - SentencePiece writes a space as U+2581 "▁", so a real "▁" in the text would come back as a space. It is
   encoded as its three byte-fallback tokens instead, and decoding is done here, not by SentencePiece.
+- Which characters get a piece of their own is decided here, not by SentencePiece's `character_coverage`
+  (which refuses anything below 0.98: 2,051 characters of a Chinese novel, more than a 2,000-piece
+  vocabulary holds). The most frequent characters up to the coverage (1.0, or 0.9995 for large alphabets)
+  are kept as long as they fill at most 7/8 of the room beside the 258 fixed pieces; the training lines
+  are cut at every other character, so SentencePiece never sees them and they are spelled in byte pieces.
+  The space always has a piece: SentencePiece would spell a space it has no piece for as the bytes of "▁".
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ MAX_SEGMENT = 2048  # characters; longer lines are cut (before a space where pos
 MAX_TRAIN_CHARS = 3_000_000  # larger texts are trained on a random sample of their lines
 MAX_VOCAB = 8000
 CJK_COVERAGE = 0.9995
+FIXED_PIECES = 258  # <unk>, "\n" and the 256 byte pieces
+MIN_VOCAB = FIXED_PIECES + 1  # and the space
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
@@ -70,18 +78,41 @@ def iter_segments(text: str) -> Iterator[str]:
         pos = end
 
 
-def training_segments(text: str, max_chars: int, seed: int = 0) -> Iterator[str]:
+def training_segments(text: str, max_chars: int, seed: int = 0, cut_at: set[str] | None = None) -> Iterator[str]:
     """The lines SentencePiece trains on: all of them, or for a text longer than `max_chars` a
     reproducible random sample of about `max_chars` characters of whole lines (streamed: memory stays
-    bounded by the sample)."""
-    if len(text) <= max_chars:
-        yield from iter_segments(text)
+    bounded by the sample). With `cut_at`, lines are cut at those characters and at a literal "▁"
+    (which encoding spells in bytes too), so no piece is learnt with them or across them."""
+    segments = iter_segments(text)
+    if len(text) > max_chars:
+        rng = random.Random(seed)
+        p = max_chars / len(text)
+        segments = (seg for seg in segments if rng.random() < p)
+    if cut_at is None:
+        yield from segments
         return
-    rng = random.Random(seed)
-    p = max_chars / len(text)
-    for seg in iter_segments(text):
-        if rng.random() < p:
-            yield seg
+    cut = re.compile("[" + "".join(re.escape(c) for c in sorted(cut_at | {SPACE_MARK})) + "]")
+    for seg in segments:
+        yield from (part for part in cut.split(seg) if part)
+    yield " "  # the space gets its piece even when the text has none
+
+
+def kept_characters(counts: dict[str, int], coverage: float, vocab_size: int) -> list[str]:
+    """The characters that get a piece of their own, most frequent first: those SentencePiece would keep
+    at `coverage`, at most 7/8 of the room beside the fixed pieces (the rest is left to pieces of
+    several characters), and always the space. Every other character is spelled in byte pieces."""
+    room = vocab_size - FIXED_PIECES
+    if room < 1:
+        raise GhostwriteError(
+            f"vocabulary size {vocab_size} is too small for SentencePiece: it needs at least {MIN_VOCAB} "
+            f"(256 byte pieces, the unknown piece, the newline and the space)"
+        )
+    ranked = sorted((c for c in counts if c != "\n"), key=lambda c: (-counts[c], ord(c)))
+    limit = max(1, room - room // 8)
+    kept = ranked[: min(required_chars(counts, coverage), limit)]
+    if " " not in kept:
+        kept = [*kept[: limit - 1], " "]
+    return kept
 
 
 def default_vocab_size(n_chars: int, required_chars: int, cjk: bool) -> int:
@@ -89,17 +120,19 @@ def default_vocab_size(n_chars: int, required_chars: int, cjk: bool) -> int:
     256 byte pieces and some merges."""
     v = int(round(4 * math.sqrt(max(n_chars, 1)) / 64)) * 64
     v = min(max(v, 512), MAX_VOCAB)
-    floor = required_chars + 258 + (1000 if cjk else 128)
+    floor = required_chars + MIN_VOCAB + (1000 if cjk else 128)
     return max(v, floor)
 
 
 def required_chars(counts: dict[str, int], coverage: float) -> int:
-    """How many characters SentencePiece keeps at this coverage (the rest go to byte fallback)."""
-    total = sum(n for c, n in counts.items() if c != "\n")
+    """How many characters (the newline aside) the most frequent ones must be to cover `coverage` of
+    the text, as SentencePiece counts its coverage."""
+    freqs = sorted((n for c, n in counts.items() if c != "\n"), reverse=True)
+    total = sum(freqs)
     if coverage >= 1.0:
-        return len(counts)
+        return len(freqs)
     acc, k = 0, 0
-    for n in sorted((n for c, n in counts.items() if c != "\n"), reverse=True):
+    for n in freqs:
         if total and acc / total >= coverage:
             break
         acc += n
@@ -159,23 +192,19 @@ class SentencePieceTokenizer(Tokenizer):
         # Full coverage for small alphabets; for Chinese (or any text with thousands of distinct
         # characters) the rarest 0.05% of characters are left to byte fallback.
         coverage = CJK_COVERAGE if cjk or len(counts) > 1000 else 1.0
-        needed = required_chars(counts, coverage)
         if vocab_size is None:
-            vocab_size = default_vocab_size(len(text), needed, cjk)
-        elif vocab_size < needed + 258:
-            raise GhostwriteError(
-                f"vocabulary size {vocab_size} is too small for this text: SentencePiece needs at least "
-                f"{needed + 258} ({needed} characters + 256 byte pieces + 2)"
-            )
+            vocab_size = default_vocab_size(len(text), required_chars(counts, coverage), cjk)
+        # a smaller vocabulary keeps fewer characters; the others are spelled in byte pieces
+        cut_at = set(counts) - set(kept_characters(counts, coverage, vocab_size)) - {"\n"}
         buf = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
-                sentence_iterator=training_segments(text, max_train_chars, seed),
+                sentence_iterator=training_segments(text, max_train_chars, seed, cut_at),
                 model_writer=buf,
                 model_type=sp_type,
                 vocab_size=vocab_size,
                 hard_vocab_limit=False,
-                character_coverage=coverage,
+                character_coverage=1.0,  # of the lines above, which hold the kept characters only
                 normalization_rule_name="identity",
                 user_defined_symbols=["\n"],
                 byte_fallback=True,
@@ -257,6 +286,23 @@ class SentencePieceTokenizer(Tokenizer):
         """The text of one token on its own (a byte token gives "" or U+FFFD: it is part of a character)."""
         v = self._table[i] if 0 <= i < len(self._table) else self.unk_text
         return bytes([v]).decode("utf-8", "replace") if isinstance(v, int) else v
+
+    def byte_piece_shares(self, ids: np.ndarray, n_chars: int, block: int = 1 << 24) -> dict[str, float]:
+        """The share of tokens that are byte pieces, and of characters spelled in them (a character in
+        bytes starts with one byte piece that is not a UTF-8 continuation byte)."""
+        kind = np.zeros(len(self._table) + 1, dtype=np.int8)  # 1: continuation byte, 2: first byte
+        for i, v in enumerate(self._table):
+            if isinstance(v, int):
+                kind[i] = 1 if 0x80 <= v < 0xC0 else 2
+        n_bytes = n_first = 0
+        for start in range(0, len(ids), block):
+            k = kind[np.clip(np.asarray(ids[start : start + block], dtype=np.int64), 0, len(self._table))]
+            n_bytes += int(np.count_nonzero(k))
+            n_first += int(np.count_nonzero(k == 2))
+        return {
+            "byte_piece_share": round(n_bytes / max(len(ids), 1), 4),
+            "byte_char_share": round(n_first / max(n_chars, 1), 4),
+        }
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "sp_type": self.sp_type}
