@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from generator.cli import console, fail, register
+from generator.cli import console, err, fail, register
 from generator.errors import GhostwriteError
 
 app = typer.Typer(
@@ -42,8 +42,9 @@ def generate_command(
     """Continue PROMPT with MODEL."""
     from bot.service import ContinuationService, Request
 
-    if prompt == "-":
-        prompt = sys.stdin.read()
+    if prompt == "-":  # bytes, whatever the locale: the service's door (clean_text) decides about bad ones
+        stdin = getattr(sys.stdin, "buffer", None)
+        prompt = stdin.read().decode("utf-8", "surrogateescape") if stdin is not None else sys.stdin.read()
     if n < 1 or n > 100:
         fail(f"-n must be between 1 and 100, got {n}")
     svc = ContinuationService()
@@ -52,7 +53,10 @@ def generate_command(
     for i in range(n):
         s = dict(settings, seed=None if seed is None else seed + i)
         req = Request(prompt=prompt, model=model, settings=s, source="cli")
-        st = svc.stream(req)
+        st = svc.stream(req)  # validates: a prompt that was not UTF-8 is repaired, and req says so
+        prompt = req.prompt
+        if i == 0 and req.input_note:
+            err.print(f"[yellow]warning:[/] {req.input_note}", highlight=False, soft_wrap=True)
         if stream and not json_out:
             try:
                 for piece in st:

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,32 @@ class Request:
     guild_id: str | None = None
     channel_id: str | None = None
     parent_id: int | None = None
+    input_note: str | None = None  # set by the service when it had to repair the prompt (see clean_text)
+
+
+# Lone surrogates: what Python makes of bytes that are not UTF-8 (argv, and stdin read with surrogateescape,
+# give U+DC80..U+DCFF, one per byte), and what a JSON "\ud800" escape can carry. No encoder can store them.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text):
+    """The door every frontend's text comes in by (CLI argv and stdin, REPL input, Discord): text that is
+    not valid UTF-8 has each undecodable byte (each lone surrogate) replaced with U+FFFD, and a note says
+    so. Replacing rather than refusing: a piped file with one stray Latin-1 byte still gets its
+    continuation, the reader sees where the damage was, and what is printed is what is stored.
+    `bytes` are decoded here the same way. Returns (text, note or None)."""
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", "surrogateescape")
+    if not isinstance(text, str):
+        return text, None  # check_prompt says what is wrong with it
+    try:
+        text.encode("utf-8")
+        return text, None
+    except UnicodeEncodeError:
+        pass
+    n = len(_SURROGATES.findall(text))
+    what = "byte" if n == 1 else "bytes"
+    return _SURROGATES.sub("\ufffd", text), f"the prompt was not valid UTF-8: {n} undecodable {what} replaced with U+FFFD (\ufffd)"
 
 
 @dataclass
@@ -105,6 +132,10 @@ class ContinuationService:
         return registry.read_card(*self.resolve(spec))
 
     def validate(self, request: Request) -> SamplingSettings:
+        """The request's door: its text made valid (clean_text; the note kept on the request for the
+        frontend to show), then the prompt's length and the sampling settings checked."""
+        request.prompt, note = clean_text(request.prompt)
+        request.input_note = note or request.input_note
         check_prompt(request.prompt)
         return SamplingSettings.from_dict(request.settings)
 

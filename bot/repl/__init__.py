@@ -50,6 +50,9 @@ def run_repl(model: str | None = None, mode: str = "story", stdin=None, stdout=N
     from generator.errors import GhostwriteError
     from generator.paths import home
 
+    if stdin is None and hasattr(sys.stdin, "reconfigure"):
+        # bytes that are not UTF-8 reach the service's door (clean_text) instead of ending the loop
+        sys.stdin.reconfigure(errors="surrogateescape")
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     if mode not in MODES:

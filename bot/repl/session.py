@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.style import Style
 
 from bot.repl.story import CONTEXT_CHARS, Story, Turn, escape_line
-from bot.service import Request, Result
+from bot.service import Request, Result, clean_text
 from generator.errors import GhostwriteError
 from generator.sampling import SamplingSettings, check_prompt
 
@@ -177,6 +177,9 @@ class ReplSession:
 
     def write(self, text: str) -> Result | None:
         """The writer's text: add it to the story and have the model continue."""
+        text, note = clean_text(text)  # the service's door: bytes that were not UTF-8 become U+FFFD
+        if note:
+            self.note(f"({note})")
         try:
             check_prompt(text)
         except GhostwriteError as e:
