@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import json
+import urllib.parse
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -17,6 +19,7 @@ from generator.errors import GhostwriteError
 
 app = typer.Typer(help="Manage text corpora: add local files, fetch named ones, list and inspect them.", no_args_is_help=True)
 F = TypeVar("F", bound=Callable[..., Any])
+SOURCE_NOTE = "source OWNER/REPO@COMMIT: a raw file of that GitHub repository at that commit (URLs: --json)"
 
 
 def _console() -> Console:
@@ -83,19 +86,72 @@ def add(
         )
 
 
+def _short_source(r: recipes.Recipe) -> str:
+    """Where a recipe's text comes from, in a few words: `OWNER/REPO@COMMIT` for raw GitHub files."""
+    if r.type != "url":
+        return r.label
+    places: list[str] = []
+    for url in r.urls:
+        parts = urllib.parse.urlsplit(url)
+        bits = parts.path.strip("/").split("/", 3)
+        github = parts.hostname == "raw.githubusercontent.com" and len(bits) == 4
+        place = f"{bits[0]}/{bits[1]}@{bits[2][:7]}" if github else str(parts.hostname)
+        places += [place] if place not in places else []
+    return ", ".join(places) + (f" ({len(r.urls)} files)" if len(r.urls) > 1 else "")
+
+
+def _recipe_row(r: recipes.Recipe) -> dict[str, Any]:
+    return {"name": r.name, "author": r.author, "lang": r.lang, "size": r.size, "source": r.label,
+            "urls": r.urls, "description": r.description}  # fmt: skip
+
+
+def _recipes_table(items: list[recipes.Recipe], title: str) -> Table:
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("name", "author", "lang", "size", "source"):
+        table.add_column(col, justify="right" if col == "size" else "left", no_wrap=col in ("name", "size"), overflow="fold")
+    for r in items:
+        table.add_row(r.name, r.author or "", r.lang or "", _human(r.size) if r.size else "?", _short_source(r))
+    return table
+
+
+def _show_recipes(as_json: bool) -> None:
+    items = recipes.list_recipes()
+    if as_json:
+        typer.echo(json.dumps([_recipe_row(r) for r in items], ensure_ascii=False, indent=2))
+    elif not items:
+        _console().print("no recipes")
+    else:
+        console = _console()
+        console.print(_recipes_table(items, "recipes: `ghostwrite corpus get NAME` fetches one"))
+        console.print(SOURCE_NOTE)
+
+
 @app.command("get")
 @user_errors
 def get(
-    name: Annotated[str, typer.Argument(help="A recipe name (see `corpus list`).")],
+    name: Annotated[str | None, typer.Argument(help="A recipe name (see `corpus get --list`).", show_default=False)] = None,
+    list_: Annotated[bool, typer.Option("--list", "-l", help="Show the recipes that can be fetched, and stop.")] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Fetch again even if it is already there.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the corpus metadata as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the corpus metadata (or the recipes) as JSON.")] = False,
 ) -> None:
     """Fetch a named corpus from its recipe (corpora/NAME.toml), verify it and register it."""
+    if list_:
+        _show_recipes(as_json)
+        return
+    if name is None:
+        raise GhostwriteError("name a recipe to fetch (`ghostwrite corpus get --list` shows them)")
     console = _console()
     log = None if as_json else (lambda msg: console.print(msg))
     info = recipes.get(name, force=force, log=log)
     if as_json:
         typer.echo(json.dumps(_summary(info), ensure_ascii=False, indent=2))
+
+
+@app.command("recipes")
+@user_errors
+def recipes_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The corpora `corpus get NAME` can fetch: name, author, language, size and source."""
+    _show_recipes(as_json)
 
 
 @app.command("list")
@@ -106,10 +162,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
     have = {i.name for i in infos}
     available = [r for r in recipes.list_recipes() if r.name not in have]
     if as_json:
-        out = {
-            "corpora": [_summary(i) for i in infos],
-            "recipes": [{"name": r.name, "author": r.author, "lang": r.lang, "source": r.label, "description": r.description} for r in available],
-        }
+        out = {"corpora": [_summary(i) for i in infos], "recipes": [_recipe_row(r) for r in available]}
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     console = _console()
@@ -123,12 +176,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
     else:
         console.print("no corpora yet: `ghostwrite corpus add NAME FILE...` or `ghostwrite corpus get NAME`")
     if available:
-        table = Table(title="available with `ghostwrite corpus get NAME`", title_justify="left")
-        for col in ("name", "author", "lang", "source"):
-            table.add_column(col)
-        for r in available:
-            table.add_row(r.name, r.author or "", r.lang or "", r.label)
-        console.print(table)
+        console.print(_recipes_table(available, "available with `ghostwrite corpus get NAME`"))
+        console.print(SOURCE_NOTE)
 
 
 @app.command("show")

