@@ -29,7 +29,8 @@ def fail(message: str, code: int = 2) -> None:
 def train_command(
     corpus: str = typer.Argument(..., help="A registered corpus name, or a path to a text file."),
     name: Optional[str] = typer.Option(None, "--name", help="Model name (default: the corpus name)."),
-    tokenizer: str = typer.Option("char", "--tokenizer", help="char | word | sp"),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="char | word | sp (default char; "
+                                            "with --from, the base model's)"),
     vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Vocabulary cap for word/sp."),
     sp_type: str = typer.Option("unigram", "--sp-type", help="unigram | bpe (SentencePiece)."),
     preset: str = typer.Option("auto", "--preset", help="auto (sized to the budget) | tiny | small | medium | large"),
@@ -63,7 +64,7 @@ def train_command(
         fail("--max-time must be positive")
     if max_steps is not None and max_steps <= 0:
         fail("--max-steps must be positive")
-    if tokenizer not in ("char", "word", "sp"):
+    if tokenizer is not None and tokenizer not in ("char", "word", "sp"):
         fail(f"--tokenizer must be char, word or sp, got {tokenizer!r}")
     cfg = TrainConfig(corpus=corpus, name=name, tokenizer=tokenizer, vocab_size=vocab_size, sp_type=sp_type,
                       preset=preset, hidden_size=hidden_size, emb_size=emb_size, num_layers=num_layers,
@@ -104,6 +105,10 @@ def train_command(
             f"{card['steps']} steps in {card['training_seconds']:.0f}s on {card['device']}, "
             f"validation {card['val_bpc']:.3f} bits/char ({card['val_nats_per_char']:.3f} nats/char)"
         )
+        if card["tokenizer"].get("added"):  # --from a model whose vocabulary lacked characters of the corpus
+            console.print(f"{card['tokenizer']['added']} new symbols added to the vocabulary of "
+                          f"{card['base_model']}@v{card['base_version']} ({card['tokenizer']['base_vocab_size']} → "
+                          f"{card['tokenizer']['vocab_size']})")
 
 
 def eval_command(

@@ -97,5 +97,33 @@ class LSTMLanguageModel(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+def grow_vocab(state: dict, config: ModelConfig, vocab_size: int, seed: int = 0) -> dict:
+    """`state` (of a model of `config`) with rows for symbols `config.vocab_size` .. `vocab_size - 1`
+    appended, for fine-tuning on text with characters the model never saw. A new embedding (and, untied,
+    output) row is the mean of the known symbols' rows (id 0, the unknown symbol, left out) plus noise of
+    a tenth of their spread, seeded; a new output bias is the known symbols' mean bias. So every known
+    symbol keeps exactly its logit, and a new symbol's logit starts at the mean of the known ones: its
+    probability is the geometric mean of theirs, low but finite, until training says otherwise."""
+    old, add = config.vocab_size, vocab_size - config.vocab_size
+    if add <= 0:
+        return state
+    gen = torch.Generator().manual_seed(seed)
+
+    def grow(w: torch.Tensor) -> torch.Tensor:
+        known = w[1:].float() if old > 1 else w.float()
+        spread = known.std(0, keepdim=True) if len(known) > 1 else torch.zeros_like(known[:1])
+        rows = known.mean(0, keepdim=True) + 0.1 * spread * torch.randn(add, w.shape[1], generator=gen)
+        return torch.cat([w, rows.to(w.dtype)])
+
+    out = dict(state)
+    out["embed.weight"] = grow(state["embed.weight"])
+    tied = config.tie_weights and config.emb_size == config.hidden_size
+    out["head.weight"] = out["embed.weight"] if tied else grow(state["head.weight"])
+    bias = state["head.bias"]
+    known_bias = bias[1:] if old > 1 else bias
+    out["head.bias"] = torch.cat([bias, known_bias.float().mean().expand(add).to(bias.dtype)])
+    return out
+
+
 def detach_hidden(hidden: Hidden) -> Hidden:
     return hidden[0].detach(), hidden[1].detach()

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +24,7 @@ from .data import iter_text_file, read_tokens, text_chunks, write_tokens
 from .errors import GhostwriteError
 from .paths import atomic_write_bytes, atomic_write_text, runs_dir
 from .tokenizers import tokenizer_from_dict, train_tokenizer
+from .tokenizers.char import char_counts
 
 
 @dataclass
@@ -37,16 +39,45 @@ class Run:
 STREAM_BYTES = 64 << 20  # a corpus file larger than this is prepared streaming from disk, never read whole
 
 
-def load_base(spec: str):
-    """`--from MODEL`: its tokenizer (kept for fine-tuning), its weights and what the run records of it."""
-    bname, bver = registry.resolve(spec)
+def check_base_options(cfg) -> None:
+    """`--from MODEL` keeps the base's tokenizer and shape: an option that would change them is refused,
+    never ignored."""
+    bname, bver = registry.resolve(cfg.base)
+    kind = registry.read_card(bname, bver)["tokenizer"]["kind"]
+    if cfg.tokenizer is not None and cfg.tokenizer != kind:
+        raise GhostwriteError(f"--from {bname}@v{bver} keeps its {kind} tokenizer, so --tokenizer {cfg.tokenizer} "
+                              "cannot apply: leave it out, or train a new model without --from")
+    shape = {"--vocab-size": cfg.vocab_size, "--hidden-size": cfg.hidden_size, "--emb-size": cfg.emb_size,
+             "--layers": cfg.num_layers, "--preset": None if cfg.preset == "auto" else cfg.preset}
+    given = [k for k, v in shape.items() if v is not None]
+    if given:
+        raise GhostwriteError(f"--from {bname}@v{bver} keeps its vocabulary and shape, so {', '.join(given)} "
+                              "cannot apply: leave them out, or train a new model without --from")
+
+
+def load_base(cfg, train_counts: Callable[[], dict[str, int]]):
+    """`--from MODEL`: its tokenizer, its weights and what the run records of it. A char or word tokenizer
+    gains the characters of the training split it lacks (appended, so every base id stays) and the weights
+    rows for them (model.grow_vocab): fine-tuning never trains on the unknown symbol. SentencePiece keeps
+    its vocabulary: byte fallback spells an unseen character as its UTF-8 byte pieces, never unknown."""
+    from .model import ModelConfig, grow_vocab
+
+    bname, bver = registry.resolve(cfg.base)
     bdir = registry.model_dir(bname, bver)
     tok = tokenizer_from_dict(json.loads((bdir / "tokenizer.json").read_text(encoding="utf-8")))
     state, bm = checkpoint.load(bdir / "model.pt")
-    return tok, state["model"], {"base_model": bname, "base_version": bver, "base_model_config": bm["model"]}
+    weights, base_vocab = state["model"], tok.vocab_size
+    if hasattr(tok, "with_chars"):
+        counts = train_counts()
+        tok = tok.with_chars(sorted(counts, key=lambda c: (-counts[c], ord(c))))  # the commonest get the first ids
+        weights = grow_vocab(weights, ModelConfig.from_dict(bm["model"]), tok.vocab_size, seed=cfg.seed)
+    return tok, weights, {"base_model": bname, "base_version": bver, "base_model_config": bm["model"],
+                          "base_vocab_size": base_vocab}
 
 
 def prepare(cfg) -> Run:
+    if cfg.base:
+        check_base_options(cfg)
     big = large_corpus_file(cfg.corpus)
     if big is not None:
         return prepare_streaming(cfg, *big)
@@ -64,9 +95,9 @@ def prepare(cfg) -> Run:
     if not 0 < cfg.val_fraction < 0.5:
         raise GhostwriteError(f"--val-fraction must be between 0 and 0.5, got {cfg.val_fraction}")
     train_text, val_text = split_text(corpus.text, cfg.val_fraction)
-    tok, base_state, base_meta = load_base(cfg.base) if cfg.base else (None, None, {})
+    tok, base_state, base_meta = load_base(cfg, lambda: char_counts(train_text)) if cfg.base else (None, None, {})
     if tok is None:
-        tok = train_tokenizer(cfg.tokenizer, train_text, vocab_size=cfg.vocab_size, sp_type=cfg.sp_type,
+        tok = train_tokenizer(cfg.tokenizer or "char", train_text, vocab_size=cfg.vocab_size, sp_type=cfg.sp_type,
                               lang=corpus.info.get("lang"))
     if folder.exists():
         shutil.rmtree(folder)  # a new run replaces an unfinished one of the same name
@@ -85,8 +116,16 @@ def prepare(cfg) -> Run:
         "val_fraction": cfg.val_fraction, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **base_meta,
     }
+    record_growth(meta)
     atomic_write_text(meta_path, json.dumps(meta, indent=2, ensure_ascii=False))
     return Run(folder, meta, n_train, len(val_text), base_state)
+
+
+def record_growth(meta: dict) -> None:
+    """A fine-tune's card says how many symbols it added to the base's vocabulary (0: none)."""
+    if "base_vocab_size" in meta:
+        base = meta["base_vocab_size"]
+        meta["tokenizer"].update(base_vocab_size=base, added=meta["tokenizer"]["vocab_size"] - base)
 
 
 def tokenizer_meta(tok, folder: Path, val_chars: int) -> dict:
@@ -154,7 +193,7 @@ def prepare_streaming(cfg, path: Path, corpus_name: str, known: dict) -> Run:
     if n_train < MIN_TRAIN_CHARS or n_chars - n_train < MIN_VAL_CHARS:
         split_text("".join(head), cfg.val_fraction)  # raises its error
     lang = known.get("lang") or detect_lang("".join(head))
-    tok, base_state, base_meta = load_base(cfg.base) if cfg.base else (None, None, {})
+    tok, base_state, base_meta = load_base(cfg, lambda: _streamed_counts(path, n_train)) if cfg.base else (None, None, {})
     if tok is None:
         # the sample for word / sp vocabularies stays within bytes that hold training text only
         train_bytes = max([b for b, c in marks if c <= n_train], default=0)
@@ -176,6 +215,7 @@ def prepare_streaming(cfg, path: Path, corpus_name: str, known: dict) -> Run:
         "streamed": True, "encode_seconds": round(time.monotonic() - t0, 2),
         "prepare_seconds": round(time.monotonic() - t_prepare, 2), **base_meta,
     }
+    record_growth(meta)
     atomic_write_text(meta_path, json.dumps(meta, indent=2, ensure_ascii=False))
     return Run(folder, meta, n_tr, n_chars - n_train, base_state)
 
@@ -185,13 +225,10 @@ SAMPLE_CHARS = 32_000_000  # what word / SentencePiece vocabularies of a streame
 
 def _streamed_tokenizer(cfg, path: Path, n_train: int, train_bytes: int, lang: str | None):
     from .tokenizers import CharTokenizer
-    from .tokenizers.char import char_counts
 
-    if cfg.tokenizer == "char":  # exact: the character counts of the whole training split
-        counts: dict[str, int] = {}
-        for chunk in iter_text_file(path, 0, n_train):
-            for c, n in char_counts(chunk).items():
-                counts[c] = counts.get(c, 0) + n
+    kind = cfg.tokenizer or "char"
+    if kind == "char":  # exact: the character counts of the whole training split
+        counts = _streamed_counts(path, n_train)
         ranked = sorted(counts, key=lambda c: (-counts[c], ord(c)))
         if cfg.vocab_size is not None:
             if cfg.vocab_size < 2:
@@ -200,7 +237,7 @@ def _streamed_tokenizer(cfg, path: Path, n_train: int, train_bytes: int, lang: s
         return CharTokenizer(sorted(ranked))
     sample = sample_text(path, n_train, train_bytes, SAMPLE_CHARS)
     vocab = cfg.vocab_size
-    if cfg.tokenizer == "sp" and vocab is None:  # sized for the whole split, not for the sample
+    if kind == "sp" and vocab is None:  # sized for the whole split, not for the sample
         from .tokenizers.base import is_cjk_heavy
         from .tokenizers.sp import CJK_COVERAGE, default_vocab_size, required_chars
 
@@ -208,7 +245,16 @@ def _streamed_tokenizer(cfg, path: Path, n_train: int, train_bytes: int, lang: s
         cjk = (lang or "").lower().split("-")[0] in ("zh", "ja", "ko") or is_cjk_heavy(sample)
         needed = required_chars(counts, CJK_COVERAGE if cjk or len(counts) > 1000 else 1.0)
         vocab = default_vocab_size(n_train, needed, cjk)
-    return train_tokenizer(cfg.tokenizer, sample, vocab_size=vocab, sp_type=cfg.sp_type, lang=lang)
+    return train_tokenizer(kind, sample, vocab_size=vocab, sp_type=cfg.sp_type, lang=lang)
+
+
+def _streamed_counts(path: Path, n_train: int) -> dict[str, int]:
+    """The character counts of the training split of a file, read in chunks."""
+    counts: dict[str, int] = {}
+    for chunk in iter_text_file(path, 0, n_train):
+        for c, n in char_counts(chunk).items():
+            counts[c] = counts.get(c, 0) + n
+    return counts
 
 
 def sample_text(path: Path, n_chars: int, n_bytes: int, budget: int, pieces: int = 256) -> str:

@@ -28,7 +28,7 @@ from .model import PRESETS, LSTMLanguageModel, ModelConfig, detach_hidden
 class TrainConfig:
     corpus: str
     name: str | None = None
-    tokenizer: str = "char"
+    tokenizer: str | None = None  # char, word or sp; None: char, or with `base` the base model's
     vocab_size: int | None = None
     sp_type: str = "unigram"
     preset: str = "auto"
@@ -49,7 +49,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     seed: int = 1337
-    base: str | None = None  # --from MODEL: fine-tune it, keeping its tokenizer
+    base: str | None = None  # --from MODEL: fine-tune it, keeping its tokenizer (grown by new characters)
     resume: bool = False
     checkpoint_every: int | None = None
     extra: dict = field(default_factory=dict)
@@ -101,7 +101,9 @@ class Trainer:
         cfg, meta = self.cfg, self.meta
         vocab = meta["tokenizer"]["vocab_size"]
         if meta.get("base_model"):  # fine-tuning keeps the base model's shape
-            mc = ModelConfig.from_dict(meta["base_model_config"])
+            # ... with the rows its vocabulary gained (runs.load_base), and --dropout if given
+            mc = ModelConfig.from_dict({**meta["base_model_config"], "vocab_size": vocab})
+            mc.dropout = cfg.dropout if cfg.dropout is not None else mc.dropout
             p = auto_plan(None, self.run.train_tokens, vocab, self.device)
             tr = dict(batch_size=p.batch_size, seq_len=p.seq_len, lr=p.lr * 0.5)
         else:

@@ -52,6 +52,11 @@ class CharTokenizer(TableTokenizer):
             ranked = ranked[: vocab_size - 1]
         return cls(sorted(ranked))
 
+    def with_chars(self, chars: list[str]) -> CharTokenizer:
+        """This vocabulary plus those of `chars` it lacks, appended in their order (every id stays)."""
+        new = [c for c in dict.fromkeys(chars) if c not in self._stoi]
+        return CharTokenizer(self.chars + new, unk_text=self.unk_text) if new else self
+
     @property
     def vocab_size(self) -> int:
         return len(self._itos)

@@ -109,6 +109,12 @@ class WordTokenizer(TableTokenizer):
             keep_words = words[: max(0, vocab_size - 1 - len(keep_chars))]
         return cls(sorted(keep_chars) + keep_words)
 
+    def with_chars(self, chars: list[str]) -> WordTokenizer:
+        """This vocabulary plus those of `chars` it lacks, appended in their order (every id stays). Words
+        are not added: a word outside the vocabulary is spelt with its characters, as any unknown word is."""
+        new = [c for c in dict.fromkeys(chars) if c not in self._stoi]
+        return WordTokenizer(self.tokens + new, unk_text=self.unk_text) if new else self
+
     @property
     def vocab_size(self) -> int:
         return len(self._itos)
