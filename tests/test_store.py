@@ -21,7 +21,7 @@ from pgutil import fresh_schema
 from sqlalchemy import event, text
 
 import bot.store as store_module
-from bot.store import Store, StoreError
+from bot.store import InvalidRecord, Store, StoreError
 
 TABLES = "generations, feedback, training_runs, settings, stories"
 
@@ -103,6 +103,40 @@ def test_bad_generation_input_is_a_store_error(store):
         gen(store, model_version="latest")
     assert store.get(999) is None
     assert len(store.list_generations()) == 1
+
+
+def test_text_no_database_can_hold_is_stored_the_same_way_on_every_database(store):
+    """NUL (refused by PostgreSQL) and lone surrogates (refused by both drivers) become U+FFFD; a surrogate
+    pair given as two code points becomes its character; in JSON, non-finite numbers become null."""
+    gid = gen(store, prompt="To be\0or", output="not\udcff to be \ud83d\ude00", user_name="a\0b", user_id="u\0",
+              params={"stop": "x\0y", "k\ud800": [1.5, float("nan")], "t": float("inf")}, error="e\0")
+    g = store.get(gid)
+    assert (g.prompt, g.output, g.user_name, g.error) == ("To be\ufffdor", "not\ufffd to be \U0001f600", "a\ufffdb",
+                                                          "e\ufffd")
+    assert g.params == {"stop": "x\ufffdy", "k\ufffd": [1.5, None], "t": None}
+    store.finish_generation(gid, "fin\0al", status="complete")
+    assert store.get(gid).output == "fin\ufffdal"
+    assert [x.id for x in store.list_generations(user_id="u\0")] == [gid]  # a query compares what it stores
+    assert [x.id for x in store.search("To")] == [gid]
+    sid = store.start_story("g\0", "c", "Once\0")
+    assert store.get_story(sid).text == "Once\ufffd"
+
+
+def test_a_row_the_database_refuses_for_its_values_is_an_invalid_record(store):
+    """Refused for what it holds (here a count no INTEGER column can take): InvalidRecord, which the service
+    sets aside instead of retrying; the database is fine and takes the next row."""
+    with pytest.raises(InvalidRecord, match="refuses this row") as info:
+        gen(store, tokens_out=2**70)
+    assert "\n" not in str(info.value)
+    assert store.get(gen(store, tokens_out=3)).tokens_out == 3
+
+
+def test_a_generation_written_twice_under_one_key_is_stored_once(store):
+    first = gen(store, request_key="abc", output="one")
+    assert gen(store, request_key="abc", output="one") == first
+    assert gen(store, request_key="abd") != first and gen(store) != gen(store)  # no key: always a new row
+    assert [g.output for g in store.list_generations(limit=None)].count("one") == 1
+    assert len(store.list_generations(limit=None)) == 4
 
 
 def test_list_newest_first_with_filters(store):

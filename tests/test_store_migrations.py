@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, exc, inspect, text
 
 from bot.store import Store, StoreError
-from bot.store.db import Database, current_revision, head_revision, include_object, migrate
+from bot.store.db import Database, alembic_config, current_revision, head_revision, include_object, migrate
 from bot.store.models import Base
 
 ROWS_0001 = [
@@ -53,7 +54,7 @@ def schema_differences(store: Store) -> list:
 
 def test_new_database_gets_the_newest_schema(tmp_path):
     with Store(f"sqlite:///{tmp_path / 'new.db'}") as store:
-        assert current_revision(store._db.engine) == head_revision() == "0002"
+        assert current_revision(store._db.engine) == head_revision() == "0003"
         names = set(inspect(store._db.engine).get_table_names())
         assert {"generations", "feedback", "training_runs", "settings", "stories", "alembic_version",
                 "generations_fts"} <= names  # fmt: skip
@@ -65,7 +66,7 @@ def test_database_from_first_version_upgrades_without_losing_rows(tmp_path):
     make_0001_database(url)
 
     with Store(url) as store:
-        assert current_revision(store._db.engine) == "0002"
+        assert current_revision(store._db.engine) == "0003"
         assert schema_differences(store) == []
         first, second = store.get(1), store.get(2)
         assert (first.prompt, first.output, first.user_name, first.model_spec) == (
@@ -89,6 +90,10 @@ def test_database_from_first_version_upgrades_without_losing_rows(tmp_path):
         assert store.active_story(10, 20).id == sid
         new = store.record_generation(model="poe", prompt="new row", output="after upgrade", parent_id=2)
         assert new == 3 and [g.id for g in store.search("upgrade")] == [3]
+        # what 0003 added: a generation written twice under one key is stored once (old rows have none)
+        keyed = dict(model="poe", prompt="keyed", output="once", request_key="k-1")
+        assert store.record_generation(**keyed) == store.record_generation(**keyed) == 4
+        assert len(store.list_generations(limit=None)) == 4 and [g.id for g in store.search("keyed")] == [4]
 
         # foreign keys still hold after the upgrade
         with pytest.raises(exc.IntegrityError):
@@ -156,9 +161,9 @@ def test_migrations_dir_ships_with_the_package():
     from bot.store import db as dbmod
 
     versions = sorted(p.name for p in (dbmod.MIGRATIONS_DIR / "versions").glob("*.py"))
-    assert versions == ["0001_initial.py", "0002_message_id_stories_fts.py"]
+    assert versions == ["0001_initial.py", "0002_message_id_stories_fts.py", "0003_request_key.py"]
     assert (dbmod.MIGRATIONS_DIR / "env.py").exists()
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
 
 
 def test_database_from_a_newer_version_is_refused_clearly(tmp_path):
@@ -169,3 +174,19 @@ def test_database_from_a_newer_version_is_refused_clearly(tmp_path):
     with pytest.raises(StoreError, match="schema 0099, newer than this ghostwrite knows") as info:
         Store(url)
     assert "\n" not in str(info.value)
+
+
+def test_request_key_migration_goes_down_and_up_keeping_rows_and_search(tmp_path):
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    with Store(url) as store:
+        store.record_generation(model="poe", prompt="Quoth the raven", output="nevermore", request_key="k")
+    db = Database(url)
+    with db.engine.begin() as conn:  # down: the column and its index go, the search triggers stay
+        command.downgrade(alembic_config(conn), "0002")
+    with db.engine.connect() as conn:
+        assert "request_key" not in {c["name"] for c in inspect(conn).get_columns("generations")}
+    db.dispose()
+    with Store(url) as store:  # up again
+        assert current_revision(store._db.engine) == "0003" and schema_differences(store) == []
+        assert store.record_generation(model="poe", prompt="raven again", request_key="k") == 2
+        assert sorted(g.id for g in store.search("raven")) == [1, 2] and store.integrity_check() == []

@@ -59,7 +59,7 @@ def test_first_version_database_upgrades_on_postgres(schema_url):
     db.dispose()
 
     with Store(schema_url) as store:
-        assert current_revision(store._db.engine) == "0002"
+        assert current_revision(store._db.engine) == "0003"
         with store._db.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"include_object": include_object})
             assert compare_metadata(context, Base.metadata) == []

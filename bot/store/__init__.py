@@ -19,17 +19,18 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import IO, Any
 
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
 from bot.store import models as m
 from bot.store import queries
-from bot.store.db import DEFAULT_BUSY_TIMEOUT, Database, InvalidRecord, StoreError, migrate, raw_execute
+from bot.store.db import DEFAULT_BUSY_TIMEOUT, Database, InvalidRecord, MissingParent, StoreError, migrate
 from bot.store.extras import StoreExtras
+from bot.store.upkeep import StoreUpkeep
 from bot.store.records import Feedback, Generation, Story, TrainingRun
 
-__all__ = ["Store", "StoreError", "InvalidRecord", "Generation", "Feedback", "TrainingRun", "Story"]
+__all__ = ["Store", "StoreError", "InvalidRecord", "MissingParent", "Generation", "Feedback", "TrainingRun", "Story"]
 
 _FINAL = ("complete", "interrupted", "error")
 _EXPORT_PAGE = 500
@@ -62,7 +63,7 @@ def _generation_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class Store(StoreExtras):
+class Store(StoreExtras, StoreUpkeep):
     """The ghostwrite database. Safe to share between threads; several processes may use one file."""
 
     def __init__(
@@ -143,22 +144,32 @@ class Store(StoreExtras):
         parent_id: int | None = None,
         message_id: str | int | None = None,
         created_at: datetime | None = None,
+        request_key: str | None = None,
     ) -> int:
-        """Record a whole generation at once. Returns its id."""
+        """Record a whole generation at once. Returns its id. A generation recorded again with the
+        same `request_key` is stored once: the second call returns the first one's id."""
         fields = dict(locals())
         del fields["self"]
         return self._insert_generation(_generation_fields(fields))
 
     def _insert_generation(self, fields: dict[str, Any]) -> int:
-        def tx(s: Session) -> int:
-            if fields.get("parent_id") is not None and s.get(m.Generation, fields["parent_id"]) is None:
-                raise StoreError(f"no generation with id {fields['parent_id']} (the parent)")
-            row = m.Generation(**fields)
-            s.add(row)
-            s.flush()
-            return row.id
+        parent, key = fields.get("parent_id"), fields.get("request_key")
 
-        return self._db.write(tx)
+        def tx(s: Session) -> int:
+            if parent is not None and s.get(m.Generation, parent) is None:
+                raise MissingParent(f"no generation with id {parent} (the parent)")
+            insert = self._dialect_insert()(m.Generation).values(**fields)
+            gid = s.scalar(insert.on_conflict_do_nothing(index_elements=["request_key"]).returning(m.Generation.id))
+            if gid is None:  # stored before under this key
+                gid = s.scalar(select(m.Generation.id).where(m.Generation.request_key == key))
+            return gid
+
+        try:
+            return self._db.write(tx)
+        except InvalidRecord as e:  # on PostgreSQL the parent may go between the check and the insert
+            if parent is not None and not isinstance(e, MissingParent) and "foreign key" in str(e).lower():
+                raise MissingParent(f"no generation with id {parent} (the parent)") from None
+            raise
 
     def finish_generation(
         self,
@@ -321,51 +332,6 @@ class Store(StoreExtras):
             from sqlalchemy.dialects.sqlite import insert
         return insert
 
-    # ------------------------------------------------------------------ privacy
-
-    def forget_user(self, user_id: str | int, dry_run: bool = False) -> dict[str, int]:
-        """Delete everything of one user: their generations (and the votes on them), their votes,
-        the stories they started; training runs they asked for lose their name. Returns the counts
-        (with `dry_run`, what would be deleted, deleting nothing)."""
-        uid = str(user_id)
-        theirs = select(m.Generation.id).where(m.Generation.user_id == uid)
-        votes = or_(m.Feedback.user_id == uid, m.Feedback.generation_id.in_(theirs))
-
-        def count(s: Session, model: Any, *where: Any) -> int:
-            return s.scalar(select(func.count()).select_from(model).where(*where)) or 0
-
-        def tx(s: Session) -> dict[str, int]:
-            counts = {
-                "generations": count(s, m.Generation, m.Generation.user_id == uid),
-                "feedback": count(s, m.Feedback, votes),
-                "stories": count(s, m.Story, m.Story.created_by == uid),
-                "training_runs": count(s, m.TrainingRun, m.TrainingRun.requested_by == uid),
-            }
-            if not dry_run:
-                s.execute(delete(m.Feedback).where(votes))
-                s.execute(delete(m.Generation).where(m.Generation.user_id == uid))
-                s.execute(delete(m.Story).where(m.Story.created_by == uid))
-                s.execute(
-                    update(m.TrainingRun).where(m.TrainingRun.requested_by == uid).values(requested_by=None)
-                )
-                if self.dialect == "sqlite" and counts["generations"]:
-                    # Merge the index so the deleted words leave it now, not at some later merge.
-                    s.execute(text("INSERT INTO generations_fts(generations_fts) VALUES ('optimize')"))
-            return counts
-
-        counts = self._db.write(tx)
-        if not dry_run and self.dialect == "sqlite":
-            self._checkpoint()
-        return counts
-
-    def _checkpoint(self) -> None:
-        """Copy the write-ahead log into the database file and empty it (best effort)."""
-        try:
-            with self._db.engine.connect() as conn:
-                raw_execute(conn, "PRAGMA wal_checkpoint(TRUNCATE)")
-        except Exception:  # noqa: BLE001 - a busy checkpoint is retried by SQLite later anyway
-            pass
-
     # ------------------------------------------------------------------ export and stats
 
     def iter_generations(self, **filters: Any) -> Iterator[Generation]:
@@ -404,23 +370,3 @@ class Store(StoreExtras):
         """`{"total": N, "models": {name: {"count", "by_status": {status: n}, "latency_ms":
         {"p50", "p90", "p99"}, "tokens_out", "feedback"}}}`."""
         return self._db.read(queries.stats)
-
-    # ------------------------------------------------------------------ health
-
-    def integrity_check(self) -> list[str]:
-        """Problems SQLite finds in the file and the search index; [] when all is well (and on
-        other databases, which check themselves)."""
-        if self.dialect != "sqlite":
-            return []
-
-        def tx(s: Session) -> list[str]:
-            problems = [r[0] for r in s.execute(text("PRAGMA integrity_check")) if r[0] != "ok"]
-            try:
-                s.execute(text(
-                    "INSERT INTO generations_fts(generations_fts, rank) VALUES ('integrity-check', 1)"
-                ))  # fmt: skip
-            except Exception as e:  # noqa: BLE001
-                problems.append(f"search index: {e}")
-            return problems
-
-        return self._db.write(tx)

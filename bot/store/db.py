@@ -9,6 +9,8 @@
   database is behind; a database at the newest revision is opened without writing to it.
 - Every database problem reaches the caller as a `StoreError`, one line that says what is wrong.
   Transactions that fail because the database is busy are retried a few times with backoff first.
+  A row refused for what it holds (out of range, too long, a constraint) is an `InvalidRecord`:
+  retrying will not store it, unlike a database that is down, locked or read-only.
 """
 
 from __future__ import annotations
@@ -44,7 +46,12 @@ class StoreError(GhostwriteError):
 
 
 class InvalidRecord(StoreError):
-    """The row itself is wrong (an unknown source, no model, ...): asking again will not store it."""
+    """The row itself is wrong (an unknown source, no model, a number too big for its column, ...):
+    asking again will not store it."""
+
+
+class MissingParent(InvalidRecord):
+    """The generation's parent is not in the database (deleted since): it can be stored without one."""
 
 
 def database_url(url: str | URL | None = None) -> URL:
@@ -134,6 +141,14 @@ def is_busy(e: BaseException) -> bool:
     return "database is locked" in text or "database table is locked" in text or "is busy" in text
 
 
+def is_refusal(e: BaseException) -> bool:
+    """A failure caused by the values written, not by the database's state: the same row will fail
+    again however often it is retried (a number out of range, a value too long, a constraint)."""
+    if isinstance(e, (OverflowError, UnicodeError)):  # raised by the driver while binding a value
+        return True
+    return isinstance(e, (exc.DataError, exc.IntegrityError))
+
+
 def translate(e: BaseException, url: URL, attempts: int = 1) -> StoreError:
     """One line for a database failure, naming the database and what to do."""
     where = describe(url)
@@ -144,6 +159,8 @@ def translate(e: BaseException, url: URL, attempts: int = 1) -> StoreError:
             f"the database {where} is locked by another process (gave up after {attempts} "
             "attempt(s)); try again in a moment"
         )
+    if is_refusal(e):
+        return InvalidRecord(f"the database {where} refuses this row: {text}")
     if "readonly" in low or "read-only" in low:
         if url.get_backend_name() == "sqlite":
             return StoreError(f"the database {where} is read-only; check its file permissions ({text})")
@@ -198,7 +215,7 @@ class Database:
             try:
                 with Session(engine, expire_on_commit=False) as session, session.begin():
                     return fn(session)
-            except exc.SQLAlchemyError as e:
+            except (exc.SQLAlchemyError, OverflowError, UnicodeError) as e:
                 if is_busy(e) and attempt <= RETRIES:
                     time.sleep(min(2.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random()))
                     continue

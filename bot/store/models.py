@@ -5,7 +5,8 @@ program never sees them: `bot.store.Store` turns rows into plain dataclasses (`r
 
 External ids (Discord users, guilds, channels, messages; local user names) are strings: Discord
 snowflakes do not fit every database's integer type, and a terminal user is a name, not a number.
-Every time is stored in UTC and comes back as an aware `datetime` in UTC.
+Every time is stored in UTC and comes back as an aware `datetime` in UTC. Text and JSON columns make
+their values storable on every database (NUL and lone surrogates become U+FFFD: `storable.py`).
 """
 
 from __future__ import annotations
@@ -14,20 +15,18 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
-    String,
-    Text,
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bot.store.storable import StorableJSON, StorableString, StorableText
 
 SOURCES = ("cli", "repl", "discord")
 GENERATION_STATUSES = ("running", "complete", "interrupted", "error")
@@ -72,7 +71,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(timezone.utc)
 
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+JSONType = StorableJSON()
 
 
 class Base(DeclarativeBase):
@@ -89,26 +88,29 @@ class Generation(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    source: Mapped[str] = mapped_column(String(16), index=True)
-    user_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    user_name: Mapped[str | None] = mapped_column(String(200))
-    guild_id: Mapped[str | None] = mapped_column(String(64))
-    channel_id: Mapped[str | None] = mapped_column(String(64))
-    model: Mapped[str] = mapped_column(String(200), index=True)
+    source: Mapped[str] = mapped_column(StorableString(16), index=True)
+    user_id: Mapped[str | None] = mapped_column(StorableString(64), index=True)
+    user_name: Mapped[str | None] = mapped_column(StorableString(200))
+    guild_id: Mapped[str | None] = mapped_column(StorableString(64))
+    channel_id: Mapped[str | None] = mapped_column(StorableString(64))
+    model: Mapped[str] = mapped_column(StorableString(200), index=True)
     model_version: Mapped[int | None] = mapped_column(Integer)
-    prompt: Mapped[str] = mapped_column(Text)
-    output: Mapped[str] = mapped_column(Text, default="")
+    prompt: Mapped[str] = mapped_column(StorableText)
+    output: Mapped[str] = mapped_column(StorableText, default="")
     params: Mapped[dict[str, Any] | None]
     tokens_in: Mapped[int | None] = mapped_column(Integer)
     tokens_out: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="running", index=True)
-    error: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(StorableString(16), default="running", index=True)
+    error: Mapped[str | None] = mapped_column(StorableText)
     parent_id: Mapped[int | None] = mapped_column(
         ForeignKey("generations.id", ondelete="SET NULL"), index=True
     )
     # Added in migration 0002: the Discord message that carries the reply (reactions find it by this).
-    message_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    message_id: Mapped[str | None] = mapped_column(StorableString(64), index=True)
+    # Added in migration 0003: a key the writer gives each generation, so that writing it again (a spooled
+    # row replayed after a crash, or flushed by two processes) stores it once.
+    request_key: Mapped[str | None] = mapped_column(StorableString(64), unique=True, index=True)
 
 
 class Feedback(Base):
@@ -121,9 +123,9 @@ class Feedback(Base):
     generation_id: Mapped[int] = mapped_column(
         ForeignKey("generations.id", ondelete="CASCADE"), index=True
     )
-    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str] = mapped_column(StorableString(64), index=True)
     value: Mapped[int] = mapped_column(Integer)
-    emoji: Mapped[str] = mapped_column(String(64), default="")
+    emoji: Mapped[str] = mapped_column(StorableString(64), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -134,19 +136,19 @@ class TrainingRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    model: Mapped[str] = mapped_column(String(200), index=True)
-    corpus: Mapped[str | None] = mapped_column(Text)
-    base_model: Mapped[str | None] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(StorableString(200), index=True)
+    corpus: Mapped[str | None] = mapped_column(StorableText)
+    base_model: Mapped[str | None] = mapped_column(StorableString(200))
     base_version: Mapped[int | None] = mapped_column(Integer)
     new_version: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    status: Mapped[str] = mapped_column(StorableString(16), default="queued", index=True)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     duration_s: Mapped[float | None] = mapped_column(Float)
     metrics: Mapped[dict[str, Any] | None]
     val_bpc: Mapped[float | None] = mapped_column(Float)
-    error: Mapped[str | None] = mapped_column(Text)
-    requested_by: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(StorableText)
+    requested_by: Mapped[str | None] = mapped_column(StorableString(64))
     progress: Mapped[dict[str, Any] | None]
 
 
@@ -157,9 +159,9 @@ class Setting(Base):
     __table_args__ = (UniqueConstraint("scope_kind", "scope_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    scope_kind: Mapped[str] = mapped_column(String(16))
-    scope_id: Mapped[str] = mapped_column(String(64))
-    guild_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    scope_kind: Mapped[str] = mapped_column(StorableString(16))
+    scope_id: Mapped[str] = mapped_column(StorableString(64))
+    guild_id: Mapped[str | None] = mapped_column(StorableString(64), index=True)
     values: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -171,13 +173,13 @@ class Story(Base):
     __table_args__ = (Index("ix_stories_channel", "guild_id", "channel_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    guild_id: Mapped[str | None] = mapped_column(String(64))
-    channel_id: Mapped[str | None] = mapped_column(String(64))
-    text: Mapped[str] = mapped_column(Text, default="")
+    guild_id: Mapped[str | None] = mapped_column(StorableString(64))
+    channel_id: Mapped[str | None] = mapped_column(StorableString(64))
+    text: Mapped[str] = mapped_column(StorableText, default="")
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    created_by: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_by: Mapped[str | None] = mapped_column(StorableString(64), index=True)
 
 
 # One active story per channel, enforced by the database (a partial unique index).
