@@ -7,17 +7,26 @@ directory (e.g. ~/.local/share/ghostwrite). Nothing is ever written into the che
 from __future__ import annotations
 
 import os
+import secrets
 import stat
-import tempfile
 from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from .errors import GhostwriteError
+
 
 def home() -> Path:
-    root = os.environ.get("GHOSTWRITE_HOME") or user_data_dir("ghostwrite", appauthor=False)
-    path = Path(root).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    """The data directory, created if missing. One that cannot be a folder (a file, a path through a
+    file, a folder that cannot be created) is one line of error naming GHOSTWRITE_HOME."""
+    given = os.environ.get("GHOSTWRITE_HOME", "").strip()
+    path = Path(given or user_data_dir("ghostwrite", appauthor=False)).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as e:  # FileExistsError when it is a file; ValueError: a NUL in it
+        why = "it is a file" if path.is_file() else getattr(e, "strerror", None) or str(e)
+        raise GhostwriteError(f"the data directory {path} ({'GHOSTWRITE_HOME' if given else 'default'}) "
+                              f"cannot be used: {why}") from None
     return path
 
 
@@ -52,9 +61,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         return
     path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
+            if st is not None:
+                os.fchmod(f.fileno(), stat.S_IMODE(st.st_mode))  # a replaced file keeps its permissions
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -66,6 +77,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             pass
         raise
     fsync_dir(path.parent)
+
+
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file next to `path`, created like any new file (the umask decides its mode;
+    mkstemp's would be 0600 whatever the umask)."""
+    while True:
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write_text(path: Path, text: str) -> None:

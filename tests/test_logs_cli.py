@@ -319,3 +319,20 @@ def test_export_to_dash_is_stdout(rows, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.stderr
     assert _jsonl_ids(result.stdout) == sorted(rows.values())
     assert not (tmp_path / "-").exists()
+
+
+def test_export_keeps_a_replaced_files_mode_and_a_new_one_follows_the_umask(rows, tmp_path):
+    import os
+    import stat
+
+    kept = tmp_path / "private.jsonl"
+    kept.write_text("old\n")
+    kept.chmod(0o640)
+    assert invoke("export", "--output", str(kept)).exit_code == 0
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640 and _jsonl_ids(kept.read_text()) == sorted(rows.values())
+    old = os.umask(0o022)
+    try:
+        assert invoke("export", "--output", str(tmp_path / "new.jsonl")).exit_code == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.jsonl").stat().st_mode) == 0o644  # mkstemp's would be 0600
