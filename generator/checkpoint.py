@@ -21,9 +21,14 @@ from .paths import atomic_write_bytes
 
 
 def save(path: Path, state: dict, meta: dict) -> None:
+    """A write that fails part-way (a full disk) leaves the previous file intact and no temporary file;
+    its OSError names the checkpoint."""
     buf = io.BytesIO()
     torch.save({**state, "meta": json.dumps(meta)}, buf)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    try:
+        atomic_write_bytes(Path(path), buf.getvalue())
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from e
 
 
 def load(path: Path, map_location="cpu") -> tuple[dict, dict]:

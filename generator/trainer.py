@@ -9,6 +9,7 @@ learning-rate schedule is a pure function of the step and a resumed run follows 
 
 from __future__ import annotations
 
+import errno
 import math
 import time
 from dataclasses import dataclass, field
@@ -394,4 +395,29 @@ class Trainer:
 
 def train(cfg: TrainConfig, on_progress=None) -> dict:
     """Run a training job to the end and return the new version's model card."""
-    return Trainer(cfg, on_progress).fit()
+    trainer = Trainer(cfg, on_progress)
+    try:
+        return trainer.fit()
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            raise
+        raise GhostwriteError(disk_full_message(trainer, e)) from None
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_message(trainer: Trainer, e: OSError) -> str:
+    """One line for a run stopped by a full disk: what failed, and what is kept to resume from (every
+    write is atomic, so the last checkpoint on disk is whole)."""
+    run = getattr(trainer, "run", None)
+    name = run.meta.get("name") if run is not None else trainer.cfg.name or trainer.cfg.corpus
+    where = f" ({e.filename})" if e.filename else ""
+    try:
+        _, saved = checkpoint.load(run.dir / "last.pt") if run is not None else (None, None)
+        step = saved["progress"]["step"] if saved else None
+    except (GhostwriteError, KeyError, TypeError):
+        step = None
+    keep = (f"its last checkpoint (step {step:,}) is intact: free some space, then run the same command with --resume"
+            if step is not None else "no checkpoint was written yet: free some space and train again")
+    return f"training {name!r} stopped: {e.strerror or 'disk full'}{where}; {keep}"
