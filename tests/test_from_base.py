@@ -75,6 +75,15 @@ def test_from_grows_the_vocabulary_instead_of_training_on_unk(kind, tiny_models,
     registry.remove(name)
 
 
+def test_from_grows_the_vocabulary_of_a_streamed_corpus_too(tiny_model, foreign_corpus, monkeypatch):
+    monkeypatch.setenv("GHOSTWRITE_STREAM_BYTES", "1000")  # prepared streaming from disk
+    card = fine_tune(foreign_corpus, "tiny", "ft-streamed")
+    assert card["tokenizer"]["added"] >= 15
+    assert json.loads((runs_dir() / "ft-streamed" / "run.json").read_text(encoding="utf-8")).get("streamed")
+    assert not (run_tokens("ft-streamed", card["tokenizer"]["vocab_size"]) == 0).any()
+    registry.remove("ft-streamed")
+
+
 def test_from_a_corpus_without_new_characters_adds_nothing(tiny_model, tiny_corpus):
     card = fine_tune(tiny_corpus, "tiny", "ft-same")
     assert card["tokenizer"]["added"] == 0 and card["tokenizer"]["vocab_size"] == tiny_model["tokenizer"]["vocab_size"]
