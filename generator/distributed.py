@@ -231,7 +231,7 @@ def prepare(cfg, d: Dist | None):
         from_main(d, work)
         return holder["run"]
     from_main(d, lambda: None)
-    return runs.prepare(replace(cfg, resume=True))  # read back what rank 0 wrote (run.json, token files)
+    return runs.prepare(replace(cfg, resume=True), lock=False)  # read what rank 0 wrote, under its lock
 
 
 def shard(d: Dist | None) -> dict:

@@ -202,6 +202,7 @@ def load(spec: str, version: int | None = None, device: str = "cpu", quantize="a
         tokenizer = tokenizer_from_dict(json.loads((folder / "tokenizer.json").read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError) as e:
         raise GhostwriteError(f"unreadable tokenizer for {name}@v{version}: {e}") from None
+    checkpoint.check_model_set(state.get("model"), meta, tokenizer, card, f"refusing to load {name}@v{version}")
     if torch.device(device).type == "cpu":
         configure_cpu()
     else:

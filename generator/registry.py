@@ -8,6 +8,7 @@ reader never sees half a version, and a new version is visible to running server
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -98,12 +99,54 @@ def list_models(all_versions: bool = False) -> list[dict]:
     return cards
 
 
+def clean_stale(name: str) -> list[str]:
+    """Remove what a publisher or a removal killed part-way left in `models/NAME/`: staging folders whose
+    owner is gone (a publisher holds an flock on its staging folder while it works, and the kernel drops
+    it when the process dies, however it dies) and half-deleted versions. Returns the names removed."""
+    parent = models_dir() / name
+    removed = []
+    for p in sorted(parent.glob(".staging-*")) + sorted(parent.glob(".deleting-v*")):
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)  # its publisher is at work
+            continue
+        try:
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p.name)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _new_staging(parent: Path) -> tuple[Path, int]:
+    """A fresh staging folder and the descriptor that holds its lock (see clean_stale)."""
+    while True:
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
+        try:
+            fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            continue  # a cleaner took it for stale in the instant before the lock
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits out a cleaner that got there first, then checks
+        try:
+            if os.path.samestat(os.stat(staging), os.fstat(fd)):
+                return staging, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
 def register(name: str, files: dict[str, Path | bytes | str], card: dict) -> int:
     """Publish a new version of `name` from `files` (file name → source path or content). Returns N."""
     check_name(name)
     parent = models_dir() / name
     parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
+    clean_stale(name)
+    staging, held = _new_staging(parent)
     try:
         for fname, src in files.items():
             dst = staging / fname
@@ -130,6 +173,7 @@ def register(name: str, files: dict[str, Path | bytes | str], card: dict) -> int
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+        os.close(held)
 
 
 def remove(name: str, version: int | None = None) -> list[int]:

@@ -23,6 +23,7 @@ from .corpus import load_corpus, split_text
 from .data import iter_text_file, read_tokens, text_chunks, write_tokens
 from .errors import GhostwriteError
 from .paths import atomic_write_bytes, atomic_write_text, runs_dir
+from .runlock import RunLock
 from .tokenizers import tokenizer_from_dict, train_tokenizer
 from .tokenizers.char import char_counts
 
@@ -34,6 +35,7 @@ class Run:
     train_tokens: int
     val_text_len: int
     base_state: dict | None = None
+    lock: RunLock | None = None  # see prepare
 
 
 STREAM_BYTES = 64 << 20  # a corpus file larger than this is prepared streaming from disk, never read whole
@@ -66,6 +68,8 @@ def load_base(cfg, train_counts: Callable[[], dict[str, int]]):
     bdir = registry.model_dir(bname, bver)
     tok = tokenizer_from_dict(json.loads((bdir / "tokenizer.json").read_text(encoding="utf-8")))
     state, bm = checkpoint.load(bdir / "model.pt")
+    checkpoint.check_model_set(state.get("model"), bm, tok, registry.read_card(bname, bver),
+                               f"--from {bname}@v{bver}")
     weights, base_vocab = state["model"], tok.vocab_size
     if hasattr(tok, "with_chars"):
         counts = train_counts()
@@ -75,16 +79,50 @@ def load_base(cfg, train_counts: Callable[[], dict[str, int]]):
                           "base_vocab_size": base_vocab}
 
 
-def prepare(cfg) -> Run:
+def _claim(cfg, name: str, meta_path: Path, claimed: list | None) -> None:
+    """Before anything of the run is written: its lock (`claimed` is None on DDP ranks other than 0, which
+    read what rank 0 prepared under rank 0's lock); with --resume, a run to resume (else nothing is
+    written at all), and the registry's leftovers of a publish killed part-way are cleared."""
+    if claimed is not None:
+        claimed.append(RunLock(name))
+    if cfg.resume and not meta_path.exists():
+        raise GhostwriteError(f"nothing to resume for {name!r}: no run in {meta_path.parent}")
+    if cfg.resume and claimed is not None:
+        registry.clean_stale(name)
+
+
+def release(run) -> None:
+    """Let go of the run's lock (the trainer does when the run ends, published or not)."""
+    held = getattr(run, "lock", None)
+    if held is not None:
+        held.release()
+
+
+def prepare(cfg, lock: bool = True) -> Run:
+    """The run's inputs (or the resumed run's), under the run's lock (`lock=False`: DDP ranks other than
+    0). The lock stays with the returned Run until `release(run)` or the end of the process."""
+    claimed: list | None = [] if lock else None
+    try:
+        run = _prepare(cfg, claimed)
+    except BaseException:
+        for held in claimed or ():
+            held.release()
+        raise
+    run.lock = claimed[0] if claimed else None
+    return run
+
+
+def _prepare(cfg, claimed: list | None) -> Run:
     if cfg.base:
         check_base_options(cfg)
     big = large_corpus_file(cfg.corpus)
     if big is not None:
-        return prepare_streaming(cfg, *big)
+        return prepare_streaming(cfg, *big, claimed=claimed)
     corpus = load_corpus(cfg.corpus)
     name = registry.check_name(cfg.name or (cfg.base and registry.parse_spec(cfg.base)[0]) or corpus.name)
     folder = runs_dir() / name
     meta_path = folder / "run.json"
+    _claim(cfg, name, meta_path, claimed)
     if cfg.resume and meta_path.exists():
         for tmp in folder.glob(".*.tmp"):  # a write cut short by a kill: the file it replaced is intact
             tmp.unlink(missing_ok=True)
@@ -158,7 +196,7 @@ def large_corpus_file(spec: str) -> tuple[Path, str, dict] | None:
     return (path, name, info) if size > limit else None
 
 
-def prepare_streaming(cfg, path: Path, corpus_name: str, known: dict) -> Run:
+def prepare_streaming(cfg, path: Path, corpus_name: str, known: dict, claimed: list | None = None) -> Run:
     """`prepare` for a corpus larger than memory should hold: the text is read from disk in chunks, three
     times (count and checksum; the training split for the tokenizer; encoding), and never held whole.
     The split, the char vocabulary and the token files are exactly those of the in-memory path; word and
@@ -171,6 +209,7 @@ def prepare_streaming(cfg, path: Path, corpus_name: str, known: dict) -> Run:
     name = registry.check_name(cfg.name or (cfg.base and registry.parse_spec(cfg.base)[0]) or corpus_name)
     folder = runs_dir() / name
     meta_path = folder / "run.json"
+    _claim(cfg, name, meta_path, claimed)
     sha, n_chars, head, marks = hashlib.sha256(), 0, [], []
     for chunk in iter_text_file(path, marks=marks):
         sha.update(chunk.encode("utf-8", "surrogatepass"))
@@ -358,11 +397,14 @@ def publish(trainer, figures: dict, elapsed: float) -> dict:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "int8_ok": meta.get("int8_ok", False), "timing": meta.get("timing"),
     }
+    tok_bytes = (folder / "tokenizer.json").read_bytes()  # what is checked is what is published
+    checkpoint.check_model_set(model_cpu, ck_meta, tokenizer_from_dict(json.loads(tok_bytes)), card,
+                               f"refusing to publish {meta['name']}")
     curve = json.dumps(trainer.curve)
     atomic_write_text(folder / "curve.json", curve)
     plot_curve(trainer.curve, folder / "loss.png", f"{meta['name']} ({meta['tokenizer']['kind']})")
     version = registry.register(meta["name"], {
-        "model.pt": buf.getvalue(), "tokenizer.json": folder / "tokenizer.json",
+        "model.pt": buf.getvalue(), "tokenizer.json": tok_bytes,
         "curve.json": curve, "loss.png": folder / "loss.png",
     }, card)
     meta["published_version"] = version

@@ -402,6 +402,8 @@ def train(cfg: TrainConfig, on_progress=None) -> dict:
         if e.errno not in DISK_FULL:
             raise
         raise GhostwriteError(disk_full_message(trainer, e)) from None
+    finally:
+        runs.release(getattr(trainer, "run", None))  # the run's lock (runs.prepare) ends with the run
 
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
