@@ -3,19 +3,20 @@
 It resolves a model by name (each request takes the newest registered version, so a retrained model
 serves the next request without a restart), runs the generation off the caller's thread or event loop,
 streams text pieces back, and records every request in the store — complete, interrupted (with what
-had been produced) or failed. A generation that cannot be stored is kept in a spool file and written
-later, and the result says so; nothing is dropped silently. See docs/contracts.md.
+had been produced) or failed. A generation that cannot be stored is kept in the spool
+(bot/store/spool.py) and written later, and the result says so; when neither the database nor the
+spool can be written, nothing is generated. See docs/contracts.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import re
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -162,72 +163,57 @@ class ContinuationService:
         self.executor.shutdown(wait=True, cancel_futures=False)
 
     # ---- storing ------------------------------------------------------------------------------------
-    def _spool_path(self):
-        return home() / "unsaved-generations.jsonl"
+    @property
+    def spool(self):
+        """Where rows wait while the database can't take them (bot/store/spool.py)."""
+        from bot.store.spool import Spool
+
+        return Spool(home())
+
+    def check_storable(self) -> None:
+        """Before generating: the row must have somewhere to go, the spool or else the database. When
+        neither can be written, say so (one line) instead of generating text that would be lost."""
+        problem = self.spool.unwritable()
+        if problem is None:
+            return
+        try:
+            self.store.check_writable()
+        except GhostwriteError as e:
+            raise GhostwriteError(f"nothing can be stored, so nothing was generated: {e}; and {problem}") from None
 
     def _record(self, fields: dict) -> tuple[int | None, str | None]:
-        """Write one finished generation; if the database fails, spool it to disk and say why. A row the
-        store refuses for itself (an unknown source, ...) is not spooled: no retry would store it."""
+        """Write one finished generation (after the spooled ones). If the database fails, spool it and
+        say why; a row the database refuses for what it holds is set aside, never retried. Every row
+        gets a request key, so that writing it twice (a spooled row flushed again) stores it once."""
         from bot.store.db import InvalidRecord
+        from bot.store.spool import store_row
 
+        fields = {**fields, "request_key": fields.get("request_key") or uuid.uuid4().hex}
+        spool = self.spool
         try:
-            self.flush_spool()
-            return self.store.record_generation(**fields), None
+            store = self.store
+            spool.flush(store)
+            return store_row(store, fields), None
         except InvalidRecord as e:
-            log.error("generation not stored: %s", e)
-            return None, str(e)
+            try:
+                where = spool.set_aside(fields, str(e))
+            except OSError as oe:
+                log.error("generation not stored (%s) and not kept: %s", e, oe.strerror or oe)
+                return None, f"{e}; and it could not be kept in {spool.folder}: {oe.strerror or oe}"
+            return None, f"{e} (set aside in {where.parent}; it will not be retried)"
         except GhostwriteError as e:
-            with open(self._spool_path(), "a", encoding="utf-8") as f:
-                f.write(json.dumps(fields, ensure_ascii=False) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            log.warning("generation not stored (%s); kept in %s", e, self._spool_path())
-            return None, f"{e} (kept in {self._spool_path().name}; it will be stored when the database works)"
+            try:
+                spool.put(fields)
+            except OSError as oe:
+                log.error("generation not stored (%s) and not kept: %s", e, oe.strerror or oe)
+                return None, f"{e}; and it could not be kept in {spool.folder}: {oe.strerror or oe}"
+            log.warning("generation not stored (%s); kept in %s", e, spool.folder)
+            return None, f"{e} (kept in {spool.folder.name}/; it will be stored when the database works)"
 
     def flush_spool(self) -> int:
-        """Write spooled generations to the store. A row the store refuses for itself (say its parent
-        was deleted since) is written without the parent, or else set aside in
-        unsaved-generations.rejected.jsonl (one bad row must not hold back every later one); if the
-        database is still down, the rows stay."""
-        from bot.store.db import InvalidRecord
-
-        path = self._spool_path()
-        if not path.exists():
-            return 0
-        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        done = 0
-        for i, line in enumerate(lines):
-            try:
-                fields = json.loads(line)
-            except ValueError:
-                log.warning("skipping an unreadable spooled generation: %.80s", line)
-                continue
-            try:
-                try:
-                    self.store.record_generation(**fields)
-                except GhostwriteError:
-                    if fields.get("parent_id") is None:
-                        raise
-                    self.store.record_generation(**{**fields, "parent_id": None})
-            except InvalidRecord as e:
-                rejected = path.with_name("unsaved-generations.rejected.jsonl")
-                with open(rejected, "a", encoding="utf-8") as f:
-                    f.write(line + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                log.error("a spooled generation cannot be stored (%s); moved to %s", e, rejected.name)
-                continue
-            except GhostwriteError:
-                self._rewrite_spool(lines[i:])
-                raise
-            done += 1
-        os.unlink(path)
-        return done
-
-    def _rewrite_spool(self, lines: list[str]) -> None:
-        from generator.paths import atomic_write_text
-
-        atomic_write_text(self._spool_path(), "".join(ln + "\n" for ln in lines))
+        """Write spooled generations to the store (see bot/store/spool.py); returns how many. If the
+        database is still down, the rows stay and its error is raised."""
+        return self.spool.flush(self.store)
 
 
 class Stream:
@@ -239,6 +225,7 @@ class Stream:
         self._t0 = time.monotonic()
         self.settings = svc.validate(request)
         self.lm = svc.model(request.model)
+        svc.check_storable()  # before any text exists: a generation nothing can keep is refused
         self._gen = self._run()
 
     def __iter__(self):

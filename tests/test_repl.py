@@ -443,7 +443,7 @@ def test_real_service_with_the_database_unreachable(tiny_model, session_home, tm
     s.handle("/history")
     assert "cannot open the database" in one_line(s)
     s.handle("/continue")  # goes on; its parent is unknown, so none
-    spooled = [json.loads(line) for line in (home / "unsaved-generations.jsonl").read_text().splitlines()]
+    spooled = [json.loads(p.read_text()) for p in sorted((home / "unsaved-generations").glob("*.json"))]
     assert [(r["source"], r["prompt"], r["status"], r["parent_id"]) for r in spooled] == [
         ("repl", "The king", "complete", None), ("repl", s.story.turns[0].text, "complete", None)]
 

@@ -81,11 +81,11 @@ def test_unwritable_store_spools_and_flushes_later(svc, tmp_path, monkeypatch):
     monkeypatch.setattr(svc.store, "record_generation", broken)
     r = svc.run(Request("KING:\n", settings={"length": 12, "seed": 1}))
     assert r.generation_id is None and "database is locked" in r.store_error
-    spool = svc._spool_path()
-    assert json.loads(spool.read_text().splitlines()[0])["output"] == r.text
+    [spooled] = svc.spool.pending()
+    assert json.loads(spooled.read_text())["output"] == r.text
     monkeypatch.setattr(svc.store, "record_generation", real)
     r2 = svc.run(Request("QUEEN:\n", settings={"length": 12}))
-    assert r2.store_error is None and not spool.exists()
+    assert r2.store_error is None and svc.spool.pending() == []
     outputs = {g.output for g in svc.store.list_generations()}
     assert r.text in outputs and r2.text in outputs
 
@@ -131,11 +131,10 @@ async def test_astream_runs_off_the_loop_and_cancel_marks_interrupted(svc):
 
 def test_spooled_row_whose_parent_vanished_is_still_stored(svc):
     parent = svc.run(Request("KING:\n", settings={"length": 5}))
-    spool = svc._spool_path()
     fields = dict(model="tiny", model_version=parent.version, prompt="p", output="orphan", status="complete",
-                  source="cli", params={}, parent_id=10_000)
-    spool.write_text(json.dumps(fields) + "\n")
-    assert svc.flush_spool() == 1 and not spool.exists()
+                  source="cli", params={}, parent_id=10_000, request_key="orphan-1")
+    svc.spool.put(fields)
+    assert svc.flush_spool() == 1 and svc.spool.pending() == []
     row = [g for g in svc.store.list_generations() if g.output == "orphan"][0]
     assert row.parent_id is None
 
@@ -153,13 +152,15 @@ def test_a_row_the_store_refuses_is_set_aside_and_does_not_block_later_ones(svc)
     good = svc.run(Request("KING:\n", settings={"length": 5}))
     fields = dict(model="tiny", model_version=good.version, prompt="p", output="spooled", status="complete", params={})
     before = len(svc.store.list_generations(limit=None))
-    spool = svc._spool_path()
-    spool.write_text(json.dumps({**fields, "source": "nowhere"}) + "\n" + json.dumps({**fields, "source": "cli"}) + "\n")
+    svc.spool.put({**fields, "source": "nowhere", "request_key": "bad-1"})
+    svc.spool.put({**fields, "source": "cli", "request_key": "good-1"})
     r = svc.run(Request("QUEEN:\n", settings={"length": 5}))  # stored, and the spool flushed before it
     assert r.store_error is None and svc.store.get(r.generation_id).output == r.text
-    assert not spool.exists()
-    rejected = spool.with_name("unsaved-generations.rejected.jsonl")
-    assert json.loads(rejected.read_text().splitlines()[0])["source"] == "nowhere"
+    assert svc.spool.pending() == []
+    rejected = svc.spool.folder / "rejected"
+    [aside] = [json.loads(p.read_text()) for p in rejected.iterdir()]
+    assert aside["source"] == "nowhere" and "unknown source" in aside["refused_because"]
     assert len(svc.store.list_generations(limit=None)) == before + 2  # the spooled valid row, QUEEN
-    bad = svc.run(Request("KING:\n", settings={"length": 5}, source="nowhere"))  # refused, never spooled
-    assert bad.generation_id is None and "unknown source" in bad.store_error and not spool.exists()
+    bad = svc.run(Request("KING:\n", settings={"length": 5}, source="nowhere"))  # refused: set aside, not spooled
+    assert bad.generation_id is None and "unknown source" in bad.store_error and svc.spool.pending() == []
+    assert len(list(rejected.iterdir())) == 2 and "set aside" in bad.store_error
