@@ -4,6 +4,8 @@ Each version folder has `model.pt` (state dict + JSON, see checkpoint.py), `toke
 `card.json` (corpus and its sha256, tokenizer, sizes, parameter count, validation bits/char, training
 time, device, created). A version is assembled in a temporary folder and renamed into place, so a
 reader never sees half a version, and a new version is visible to running servers the moment it lands.
+The publisher holds an flock on its staging folder; one whose publisher died (kill -9) is removed at the
+next publish (or resume) of that name.
 """
 
 from __future__ import annotations
