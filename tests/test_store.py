@@ -131,6 +131,12 @@ def test_a_row_the_database_refuses_for_its_values_is_an_invalid_record(store):
     assert store.get(gen(store, tokens_out=3)).tokens_out == 3
 
 
+def test_check_writable_changes_nothing(store):
+    gen(store)
+    store.check_writable()
+    assert len(store.list_generations(limit=None)) == 1
+
+
 def test_a_generation_written_twice_under_one_key_is_stored_once(store):
     first = gen(store, request_key="abc", output="one")
     assert gen(store, request_key="abc", output="one") == first
@@ -517,6 +523,9 @@ def test_read_only_database(tmp_path):
         with pytest.raises(StoreError, match="read-only") as info:
             gen(ro)
         assert "\n" not in str(info.value) and str(path) in str(info.value)
+        with pytest.raises(StoreError, match="read-only"):  # found out before writing (an empty BEGIN IMMEDIATE passes)
+            ro.check_writable()
+        assert len(ro.list_generations()) == 1
     if os.geteuid() != 0:  # root ignores file permissions
         for p in tmp_path.glob("ro.db*"):
             p.chmod(0o444)
