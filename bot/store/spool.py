@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -65,23 +66,30 @@ def _decode(text: str) -> dict[str, Any]:
     return fields
 
 
+def _file_name(fields: dict[str, Any]) -> str:
+    key = re.sub(r"[^A-Za-z0-9_-]", "_", str(fields.get("request_key") or "row"))[:64]
+    return f"{time.time_ns():020d}-{key}.json"  # names sort in the order the rows were kept
+
+
 class Spool:
+    """The spool of one data folder (`home`); cheap to make, holds nothing open."""
+
     def __init__(self, home: Path):
         self.home = Path(home)
         self.folder = self.home / FOLDER
 
     # ---- writing ----------------------------------------------------------------------------------
     def put(self, fields: dict[str, Any]) -> Path:
-        """Keep one row (it must have a `request_key`). Raises OSError when the folder can't be written."""
+        """Keep one row (with its `request_key`: stored twice, it is stored once). Raises OSError when the
+        folder cannot be written."""
         fields = {"created_at": datetime.now(timezone.utc), **fields}
-        path = self.folder / f"{time.time_ns():020d}-{fields['request_key']}.json"
+        path = self.folder / _file_name(fields)
         atomic_write_text(path, _encode(fields))
         return path
 
     def set_aside(self, fields: dict[str, Any], reason: str, name: str | None = None) -> Path:
         """Keep a row the database refuses in `rejected/`, with the reason (never retried)."""
-        name = name or f"{time.time_ns():020d}-{fields.get('request_key') or 'row'}.json"
-        path = self.folder / REJECTED / name
+        path = self.folder / REJECTED / (name or _file_name(fields))
         atomic_write_text(path, _encode({**fields, "refused_because": reason}))
         log.error("a generation cannot be stored (%s); set aside in %s", reason, path)
         return path
