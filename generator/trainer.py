@@ -3,8 +3,9 @@ periodic validation, early stopping, atomic checkpoints with exact resume, and a
 
 `train(cfg)` is the whole job. A run lives in `<home>/runs/NAME/` (token files, checkpoints, curve,
 progress) until it finishes and its best weights are published to the registry as a new version.
-With `max_time`, the first few seconds measure the step time and fix the number of steps, so the
-learning-rate schedule is a pure function of the step and a resumed run follows it exactly.
+With `max_time`, the step time measured over a sliding window sets the number of steps, re-estimated
+as the machine gets slower or faster, so that training uses the budget; the learning rate stays a smooth,
+falling function of the step that a resumed run follows (generator/schedule.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Callable
 
 import torch
 
-from . import checkpoint, distributed, runs
+from . import checkpoint, distributed, runs, schedule
+from .autosize import Watch
 from .autosize import plan as auto_plan
 from .device import configure_cpu, pick
 from .errors import GhostwriteError
 from .evaluate import chars_scored, report, score_tokens
 from .model import PRESETS, LSTMLanguageModel, ModelConfig, detach_hidden
+from .schedule import FINAL_EVAL_TOKENS, QUICK_VAL_TOKENS, Budget
 
 
 @dataclass
@@ -56,17 +59,20 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
 
-FINAL_EVAL_TOKENS = 1 << 21  # the card's figure scores at most this many validation tokens
 RESET_TOKENS = 4096  # each stream restarts from a zero state about this often (staggered across streams)
-QUICK_VAL_TOKENS = 32_768  # the fixed slice scored by each validation during training
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, on_progress: Callable[[dict], None] | None = None):
+    def __init__(self, cfg: TrainConfig, on_progress: Callable[[dict], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic, on_step: Callable[[Trainer], None] | None = None,
+                 probe: Callable | None = None):
         self.cfg = cfg
         self.on_progress = on_progress or (lambda p: None)
-        self.t_start = time.monotonic()
+        # tests simulate a machine with these: its clock, a hook after each step, its speed (autosize.plan)
+        self.clock, self.on_step, self.probe = clock, on_step or (lambda t: None), probe
+        self.t_start = clock()
         self.timing: dict = {"validation_s": 0.0}  # where the budget went (the card; the bench reports it)
+        self.plan = self.watch = None  # what autosize measured, if it did; when to measure again
 
     # ---- set-up -------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -111,7 +117,7 @@ class Trainer:
             if cfg.preset not in ("auto", *PRESETS):
                 raise GhostwriteError(f"unknown preset {cfg.preset!r} (presets: auto, {', '.join(PRESETS)})")
             fixed = cfg.preset != "auto" or cfg.max_time is None
-            p = auto_plan(None if fixed else cfg.max_time, self.run.train_tokens, vocab, self.device)
+            p = auto_plan(None if fixed else cfg.max_time, self.run.train_tokens, vocab, self.device, self.probe)
             sizes = {**p.model_dict(), **PRESETS.get(cfg.preset, {})}
             for k in ("emb_size", "hidden_size", "num_layers", "dropout"):
                 if getattr(cfg, k) is not None:
@@ -122,6 +128,9 @@ class Trainer:
             tr = dict(batch_size=p.batch_size, seq_len=p.seq_len, lr=p.lr)
             if p.threads:  # what autosize measured fastest on this machine (recorded in the card)
                 tr.update(threads=p.threads, mkldnn=p.mkldnn, amp=p.amp)
+                self.plan = p
+                self.timing["probe"] = {"threads": p.threads, "mkldnn": p.mkldnn, "amp": p.amp,
+                                        "probe_s": p.probe_s, "probe_gflops": round(p.probe_flops / 1e9, 2)}
         for k in ("batch_size", "seq_len", "lr"):
             if getattr(cfg, k) is not None:
                 tr[k] = getattr(cfg, k)
@@ -168,58 +177,48 @@ class Trainer:
 
     # ---- schedule -----------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
-        base, total = self.tr["lr"], self.meta["schedule"].get("total_steps")
-        warm = self.meta["schedule"]["warmup_steps"]
-        if step < warm:
-            return base * (step + 1) / warm
-        if not total:
-            return base
-        frac = min(1.0, (step - warm) / max(1, total - warm))
-        return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        return schedule.lr_at(self.tr["lr"], step, self.meta["schedule"])
 
-    def _fix_schedule(self, step_time: float | None) -> None:
-        """Set total steps from --max-steps or, with --max-time, from the measured step time."""
-        cfg, sched = self.cfg, self.meta.setdefault("schedule", {})
-        if sched.get("total_steps"):
-            return
-        total = cfg.max_steps
-        if cfg.max_time is not None and step_time:
-            left = self.deadline - time.monotonic()
-            by_time = self.step + int(left / step_time)
-            total = min(total, by_time) if total else by_time
-        sched["total_steps"] = max(total or 0, self.step + 1) if total else None
-        n = sched["total_steps"] or 2000
-        sched["warmup_steps"] = max(1, min(sched.get("warmup_steps", 10**9), n // 50, 200))  # short: 2% of the steps
-        evals = 12
-        if step_time and cfg.max_time is not None:  # quick validations: at most ~4% of the training time
-            t_val = QUICK_VAL_TOKENS / (3.0 * self.tr["batch_size"] * self.tr["seq_len"] / step_time)
-            evals = max(2, min(12, int(0.04 * n * step_time / max(t_val, 1e-9))))
-        sched["eval_every"] = cfg.eval_every or max(1, n // evals)
+    def _restart(self, mc: ModelConfig, tr: dict) -> None:
+        """Start over with a new model (schedule.reprobe: a larger one, early in the run)."""
+        torch.manual_seed(self.cfg.seed)
+        self._build(mc, tr)
+        self.step, self.best, self.bad_evals, self.hidden = 0, math.inf, 0, None
+        self.curve = {"train": [], "val": []}
+        self.meta["schedule"].clear()
+        self.meta["schedule"]["warmup_steps"] = schedule.warmup(self.cfg.max_steps)
+        self.t_calib = self.clock()
+        self.train_model = distributed.wrap(self)
 
     # ---- the loop -----------------------------------------------------------------------------------
     def fit(self) -> dict:
         cfg = self.cfg
         self.setup()
         budget = cfg.max_time - self.elapsed_before if cfg.max_time is not None else None
-        self.deadline = time.monotonic() + budget if budget is not None else math.inf
+        self.budget = Budget(cfg.max_time, budget, self.clock)  # the deadline, and the step time as it moves
         sched = self.meta.setdefault("schedule", {})
         if not sched.get("total_steps"):
-            sched["warmup_steps"] = 20 if cfg.max_steps is None else max(1, min(200, cfg.max_steps // 20))
+            sched["warmup_steps"] = schedule.warmup(cfg.max_steps)
             if cfg.max_time is None:
-                self._fix_schedule(None)
+                schedule.fix(sched, cfg.max_steps, self.step, cfg.eval_every)
+        main = self.dist is None or self.dist.is_main  # rank 0 paces the run; agree() tells the others
+        if self.plan is not None and self.dist is None and cfg.max_time is not None:
+            from .device import threads_forced
+
+            self.watch = Watch(cfg.max_time, not threads_forced(), self.plan.probe_s)
         self.model.train()
-        self.timing["setup_s"] = round(time.monotonic() - self.t_start, 2)
-        t_loop = time.monotonic()
-        t_last_ck = time.monotonic()
-        t_calib, steps_calib = None, 0
-        tokens_per_step = self.tr["batch_size"] * self.tr["seq_len"]
-        loss_avg = None
-        t_seg = time.monotonic()
+        self.timing["setup_s"] = round(self.clock() - self.t_start, 2)
+        t_loop = t_last_ck = t_seg = t_prev = self.t_calib = self.clock()
+        loss_avg, warming = None, 5
         while True:
-            total = sched.get("total_steps")
-            stop = bool(total and self.step >= total) or time.monotonic() >= self.deadline
+            total, now = sched.get("total_steps"), self.clock()
+            if total and self.step >= total and cfg.max_time is not None and main:
+                schedule.reestimate(self, now, force=True)  # time left (the machine got faster): go on at the floor rate
+                total = sched.get("total_steps")
+            stop = bool(total and self.step >= total) or now >= self.budget.deadline
             if self.dist is not None:  # every rank follows rank 0's clock, schedule and early stopping
                 stop = self.dist.agree(self, stop)
+                schedule.follow(sched, self.step, total)  # re-anchor where rank 0 moved the total
                 total = sched.get("total_steps")
             if stop:
                 break
@@ -242,19 +241,16 @@ class Trainer:
             self.step += 1
             lv = loss.item()
             loss_avg = lv if loss_avg is None else 0.9 * loss_avg + 0.1 * lv
-            now = time.monotonic()
-            # the step time that fixes the schedule: timed after the first (slow, warming) steps, over
-            # ~8% of the budget (at most 8 s): a 1 s window once measured slow and ended a 75 s run at 60 s
-            if t_calib is None and self.step >= 5:
-                t_calib, steps_calib = now, self.step
-            elif t_calib is not None and not sched.get("total_steps") and self.step - steps_calib >= 5 and \
-                    now - t_calib >= min(8.0, 0.08 * (cfg.max_time or 0)):
-                step_time = (now - t_calib) / (self.step - steps_calib)
-                # keep time for the final validation, but never more than a quarter of the budget:
-                # a slow start (a busy machine) must not leave no time to train at all
-                left = self.deadline - now
-                self.deadline -= min(self._final_eval_estimate(step_time), 0.25 * left)
-                self._fix_schedule(step_time)
+            self.on_step(self)
+            now = self.clock()
+            if warming <= 0:  # the first steps warm up (allocations, kernels): not the machine's pace
+                self.budget.add(now - t_prev, now)
+            warming -= 1
+            rebuilt = cfg.max_time is not None and main and schedule.pace(self, now)
+            t_prev = self.clock()  # a probe's time is not a step's
+            if rebuilt:
+                warming = 5
+                continue  # a larger model: the loop starts over at step 0
             if self.step % 10 == 0 or self.step == 1:
                 self.curve["train"].append([self.step, round(lv, 5)])
             ev = sched.get("eval_every")
@@ -267,10 +263,14 @@ class Trainer:
                 self._save("last.pt")
                 t_last_ck = now
             if now - t_seg > 1.0 or self.step == total:
-                tps = tokens_per_step * self.step / max(1e-9, now - self.t_start + self.elapsed_before)
+                tps = self.tr["batch_size"] * self.tr["seq_len"] * self.step / \
+                    max(1e-9, now - self.t_start + self.elapsed_before)
                 self._progress(loss_avg, tps)
                 t_seg = now
-        self.timing["loop_s"] = round(time.monotonic() - t_loop, 2)
+        self.timing["loop_s"] = round(self.clock() - t_loop, 2)
+        self.timing["steps"] = self.budget.summary()  # how the step time moved, and the schedule with it
+        if self.watch:
+            self.timing["reprobes"] = self.watch.log
         return self._finish()
 
     def _restart_some(self, hidden):
@@ -288,23 +288,10 @@ class Trainer:
         idx = torch.tensor(rows, device=hidden[0].device)
         return hidden[0].index_fill(1, idx, 0.0), hidden[1].index_fill(1, idx, 0.0)
 
-    def _final_eval_estimate(self, step_time: float) -> float:
-        # the card's figure scores as much of the validation split as ~8% of the budget allows
-        # (a forward pass runs at about 3x the training speed); at least the quick-validation slice
-        tps = self.tr["batch_size"] * self.tr["seq_len"] / step_time
-        affordable = int(0.08 * (self.cfg.max_time or 0) * 3.0 * tps)
-        val_tokens = min(len(self.val_tokens), FINAL_EVAL_TOKENS, max(QUICK_VAL_TOKENS, affordable))
-        self.meta.setdefault("schedule", {})["final_eval_tokens"] = val_tokens
-        if self.device.type == "cpu":
-            val_tokens += 2 * min(32_768, val_tokens)  # the int8 check scores a slice twice
-        tokens_per_s_train = self.tr["batch_size"] * self.tr["seq_len"] / step_time
-        # a forward pass costs about a third of a training step; streams make it batch-efficient
-        return 2.0 + val_tokens / (3.0 * tokens_per_s_train) * 1.5
-
     def _validate(self, quick: bool) -> float:
         if self.dist is not None and not self.dist.is_main:
             return self.dist.share_validation(self)  # rank 0 validates and tells the others
-        t0 = time.monotonic()
+        t0 = self.clock()
         toks = self.val_tokens
         limit = QUICK_VAL_TOKENS if quick else None  # a fixed slice: cheap enough to run a dozen times
         if limit and len(toks) > limit:
@@ -320,7 +307,7 @@ class Trainer:
         else:
             self.bad_evals += 1
         self.last_val_bpc = bpc
-        self.timing["validation_s"] = round(self.timing["validation_s"] + time.monotonic() - t0, 2)
+        self.timing["validation_s"] = round(self.timing["validation_s"] + self.clock() - t0, 2)
         if self.dist is not None:
             self.dist.share_validation(self)  # the others stop early exactly when rank 0 does
         return bpc
@@ -337,7 +324,7 @@ class Trainer:
     def _save(self, fname: str) -> None:
         if self.dist is not None and not self.dist.is_main:
             return
-        elapsed = self.elapsed_before + time.monotonic() - self.t_start
+        elapsed = self.elapsed_before + self.clock() - self.t_start
         self.meta["progress"] = {"step": self.step, "best": self.best, "bad_evals": self.bad_evals,
                                  "elapsed": elapsed}
         self.meta["curve"] = self.curve
@@ -347,7 +334,7 @@ class Trainer:
         if self.dist is not None and not self.dist.is_main:
             return
         total = self.meta.get("schedule", {}).get("total_steps")
-        elapsed = self.elapsed_before + time.monotonic() - self.t_start
+        elapsed = self.elapsed_before + self.clock() - self.t_start
         p = {"step": self.step, "total_steps": total, "loss": loss, "val_bpc": getattr(self, "last_val_bpc", None),
              "tokens_per_s": tps, "elapsed": elapsed,
              "eta": (elapsed / max(self.step, 1)) * (total - self.step) if total else None}
@@ -357,7 +344,7 @@ class Trainer:
     def _finish(self) -> dict:
         if self.dist is not None and not self.dist.finish(self):
             return {}  # rank 0 carries on alone: it validates and publishes
-        t_end = time.monotonic()
+        t_end = self.clock()
         self._save("last.pt")
         if getattr(self, "last_val_step", None) != self.step:
             self._validate(quick=True)
@@ -372,8 +359,8 @@ class Trainer:
         figures["eval_streams"] = streams
         if self.device.type == "cpu":
             self.meta["int8_ok"], figures["int8_delta_bpc"] = self._int8_check()
-        elapsed = self.elapsed_before + time.monotonic() - self.t_start
-        self.timing["final_eval_s"] = round(time.monotonic() - t_end, 2)
+        elapsed = self.elapsed_before + self.clock() - self.t_start
+        self.timing["final_eval_s"] = round(self.clock() - t_end, 2)
         self.meta["timing"] = self.timing
         card = runs.publish(self, figures, elapsed)
         self._progress(None, 0.0)
