@@ -214,8 +214,10 @@ def main() -> None:
           ["tokens", "path", "threads", "runs", "median_ms", "p95_ms", "median_tok_s"])
 
     # ---- concurrency through the service ----------------------------------------------------------
-    # the batching engine's thread sets its own intra-op threads (generator/batching.py ENGINE_THREADS)
-    from generator.batching import ENGINE_THREADS
+    # the batching engine's thread sets its own intra-op threads (GHOSTWRITE_ENGINE_THREADS, default 1)
+    from generator.env import engine_threads
+
+    ENGINE_THREADS = engine_threads()
 
     levels = [1, 4, 16] if a.quick else [1, 2, 4, 8, 16, 32]
     for name in cards:

@@ -19,7 +19,7 @@ so sixteen readers do not fight the stepping thread for the interpreter on every
 from __future__ import annotations
 
 import atexit
-import os
+import logging
 import threading
 import time
 import weakref
@@ -27,11 +27,12 @@ from collections import deque
 
 import torch
 
+from . import env
 from .inference import Output, StepState, sample_rows
 from .sampling import SamplingSettings
 
+log = logging.getLogger("ghostwrite.generator")
 IDLE_EXIT_S = 30.0  # the stepping thread ends after this long with nothing to do (restarts on demand)
-ENGINE_THREADS = int(os.environ.get("GHOSTWRITE_ENGINE_THREADS", "1") or 1)
 CHUNK = 32  # tokens per compiled call for the whole batch; requests join and leave between calls
 
 
@@ -79,7 +80,7 @@ class BatchedGeneration(Output):
     def _join(self) -> None:
         """Prime the prompt here, on the reader's thread, then hand the state to the stepping thread."""
         try:
-            torch.set_num_threads(ENGINE_THREADS)  # this (worker) thread's OpenMP team: see BatchEngine._loop
+            torch.set_num_threads(self.engine.threads)  # this (worker) thread's OpenMP team: see BatchEngine._loop
             with torch.inference_mode():
                 logits, state = self.engine.runner.prime(self._ids)
         except BaseException as e:
@@ -151,6 +152,7 @@ class BatchEngine:
     def __init__(self, lm, max_batch: int = 128, flush_interval: float = 0.02):
         self.lm = lm
         self.runner = lm.runner
+        self.threads = env.engine_threads()
         self.max_batch = max_batch
         self.flush_interval = flush_interval
         self._cv = threading.Condition()
@@ -186,22 +188,25 @@ class BatchEngine:
     def _loop(self) -> None:
         # one intra-op thread: OpenMP teams led by a thread other than the main one measured 4-5x slower
         # per step with 2 threads than with 1 on 2 cores (bench/NOTES.md); a batch of rows is one product
-        torch.set_num_threads(ENGINE_THREADS)
+        torch.set_num_threads(self.threads)
+        rows: list[BatchedGeneration] = []
         try:
             with torch.inference_mode():
-                self._serve()
+                self._serve(rows)
         except BaseException as e:  # a bug must not leave readers waiting forever
+            log.error("generation engine of %s failed", self.lm.spec, exc_info=True)
             with self._cv:
                 pending = [g for g, _, _ in self._joining]
                 self._joining.clear()
-            for g in pending + getattr(self, "_rows", []):
+                # under the lock: a request that joins from now on starts a new thread; one that joined
+                # while this thread was still alive but already failing would otherwise wait forever
+                if self._thread is threading.current_thread():
+                    self._thread = None
+            for g in pending + rows:
                 g._fail(e)
-            raise
 
-    def _serve(self) -> None:
+    def _serve(self, rows: list[BatchedGeneration]) -> None:
         runner = self.runner
-        rows: list[BatchedGeneration] = []
-        self._rows = rows
         logits = state = None
         interval = self.flush_interval
         while not self._closing:

@@ -3,6 +3,12 @@
 Sampling draws one uniform number per token from the request's own `torch.Generator` and inverts the
 cumulative distribution (no sort unless top-p asks for one), so a seed reproduces a text exactly, alone
 or batched with other requests.
+
+Whatever the settings (a temperature or penalty of 1e-300, a top-p that rounds to zero) and whatever the
+logits (NaN, ±inf), the choice is a token of the vocabulary: divisors are kept at or above float32's
+smallest normal number (below it they round to 0 and the arithmetic gives NaN), top-p always keeps the
+most likely token, and a row whose distribution is not a number (an overflowed 1e-300 temperature: the
+limit is greedy) takes its most likely token.
 """
 
 from __future__ import annotations
@@ -10,6 +16,10 @@ from __future__ import annotations
 import torch
 
 from .sampling import SamplingSettings
+
+# The smallest normal float32: a temperature or penalty below it would round to 0 (or a subnormal) in
+# float32 and divide a logit into ±inf or NaN. Above it nothing changes.
+TINY = float(torch.finfo(torch.float32).tiny)
 
 class LogitsProcessor:
     """One request's token choice: repetition penalty, temperature, top-k, top-p, and its own random
@@ -28,7 +38,8 @@ class LogitsProcessor:
         self.greedy = settings.temperature == 0 and self.counts is None
         self.plain = settings.temperature > 0 and self.counts is None and not (
             settings.top_k and settings.top_k < vocab_size) and settings.top_p >= 1.0
-        self.temp = torch.tensor([[settings.temperature or 1.0]])
+        self.temp = torch.tensor([[max(settings.temperature, TINY) if settings.temperature else 1.0]])
+        self.penalty = max(settings.repetition_penalty, TINY)
         self.temp1 = self.temp.view(1)
 
     def uniform(self) -> float:
@@ -61,11 +72,11 @@ class LogitsProcessor:
         logits = row
         if self.counts is not None:
             seen = self.counts > 0
-            pen = torch.where(logits > 0, logits / s.repetition_penalty, logits * s.repetition_penalty)
+            pen = torch.where(logits > 0, logits / self.penalty, logits * self.penalty)
             logits = torch.where(seen, pen, logits)
         if s.temperature == 0:
             return int(torch.argmax(logits))
-        logits = logits / s.temperature
+        logits = logits / self.temp1
         idx = None
         if s.top_k and s.top_k < logits.numel():
             logits, idx = torch.topk(logits, s.top_k)  # sorted, largest first
@@ -73,13 +84,14 @@ class LogitsProcessor:
             if idx is None:
                 logits, idx = torch.sort(logits, descending=True)
             probs = torch.softmax(logits, dim=-1)
-            keep = torch.cumsum(probs, dim=-1) - probs < s.top_p  # always keeps the most likely token
+            keep = torch.cumsum(probs, dim=-1) - probs < s.top_p
+            keep[0] = True  # the most likely token, even where top_p rounds to 0 in float32 or probs are NaN
             logits = logits.masked_fill(~keep, float("-inf"))
         cdf = torch.softmax(logits, dim=-1).cumsum_(-1)
         u = self.uniform()
         j = int(torch.searchsorted(cdf, u, right=True))
         if j >= cdf.numel():
-            j = _last_live(cdf, u)
+            j = _last_live(cdf, u, logits)
         return int(idx[j]) if idx is not None else j
 
 
@@ -98,7 +110,7 @@ def sample_rows(logits: torch.Tensor, procs: list[LogitsProcessor]) -> list[int]
             cdf = torch.softmax(logits.view(V) / p.temp1, dim=-1).cumsum_(-1)
             u = p.uniform()
             j = int(torch.searchsorted(cdf, u, right=True))
-            return [j if j < V else _last_live(cdf, u)]
+            return [j if j < V else _last_live(cdf, u, logits.view(V))]
         if p.greedy:
             return [int(torch.argmax(logits[0]))]
         return [p.choose(logits[0])]
@@ -128,11 +140,18 @@ def _plain(rows: torch.Tensor, temps: torch.Tensor, us: list[float]) -> list[int
     V = rows.size(1)
     for r, j in enumerate(picked):  # cdf[j] > u >= cdf[j-1]: token j has probability > 0
         if j >= V:
-            picked[r] = _last_live(cdf[r], us[r])
+            picked[r] = _last_live(cdf[r], us[r], rows[r])
     return picked
 
 
-def _last_live(cdf: torch.Tensor, u: float) -> int:
-    """u at or above the (rounded) total: scale it to the total instead."""
+def _last_live(cdf: torch.Tensor, u: float, logits: torch.Tensor) -> int:
+    """u at or above the (rounded) total: scale it to the total instead. A total that is not a number
+    (NaN: the row overflowed, e.g. logits divided by a 1e-300 temperature, or the model wrote NaN)
+    leaves every search past the end: the row's most likely token then (what a temperature → 0 means).
+    `fastloop._choose` does the same, operation for operation."""
+    V = cdf.numel()
     j = int(torch.searchsorted(cdf, cdf[-1:] * u, right=True))
-    return j if j < cdf.numel() else int(torch.searchsorted(cdf, cdf[-1:], right=False))
+    if j < V:
+        return j
+    j = int(torch.searchsorted(cdf, cdf[-1:], right=False))
+    return j if j < V else int(torch.argmax(logits))

@@ -7,6 +7,7 @@ import os
 
 import torch
 
+from . import env
 from .errors import GhostwriteError
 
 
@@ -42,9 +43,10 @@ def configure_cpu(threads: int | None = None, mkldnn: bool | None = None) -> int
     mkldnn (oneDNN): off by default, because its kernels measured several times slower for one-row
     LSTM inference; training may switch it on where it measures faster (`autosize.plan`)."""
     global _forced_threads
-    env = int(os.environ.get("GHOSTWRITE_THREADS", 0) or 0)
-    _forced_threads = bool(threads or env)
-    n = threads or env or default_threads()
+    asked = env.threads()  # junk in it is one line of error (generator/env.py)
+    env.check()  # and in the other variables generation reads later, before anything is generated
+    _forced_threads = bool(threads or asked)
+    n = threads or asked or default_threads()
     torch.set_num_threads(max(1, n))
     torch.backends.mkldnn.enabled = bool(mkldnn) if mkldnn is not None else os.environ.get("GHOSTWRITE_MKLDNN") == "1"
     return n
@@ -63,7 +65,7 @@ def cpu_flags() -> frozenset[str]:
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated, slowly.
     GHOSTWRITE_CPU_BF16=0 rules bf16 out (fp32 training everywhere)."""
-    if os.environ.get("GHOSTWRITE_CPU_BF16") == "0" or not torch.backends.mkldnn.is_available():
+    if not env.cpu_bf16() or not torch.backends.mkldnn.is_available():
         return False
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 

@@ -308,7 +308,9 @@ def launch(cfg, nproc: int, on_progress: Callable[[dict], None] | None = None,
     if device.type not in ("cpu", "cuda"):
         raise GhostwriteError(f"--nproc needs CUDA GPUs or the CPU, not {device.type}")
     if cfg.threads is None and device.type == "cpu":
-        per = int(os.environ.get("GHOSTWRITE_THREADS", 0)) or len(os.sched_getaffinity(0))
+        from .env import threads
+
+        per = threads() or len(os.sched_getaffinity(0))
         cfg = replace(cfg, threads=max(1, per // nproc))
     work = Path(tempfile.mkdtemp(prefix="ghostwrite-ddp-"))
     (work / "config.json").write_text(json.dumps(asdict(cfg)), encoding="utf-8")

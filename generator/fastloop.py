@@ -17,12 +17,13 @@ GHOSTWRITE_TORCHSCRIPT=0 turns the compiled loop off (the one-step path serves e
 from __future__ import annotations
 
 import functools
-import os
 import warnings
 from typing import List, Tuple
 
 import torch
 from torch import Tensor
+
+from . import env
 
 
 def _cell(gates: Tensor, c: Tensor, h_out: Tensor) -> None:
@@ -35,7 +36,8 @@ def _cell(gates: Tensor, c: Tensor, h_out: Tensor) -> None:
 
 
 def _choose(logits: Tensor, temps: Tensor, greedy: Tensor, u: Tensor) -> Tensor:
-    """Inverse-CDF sampling row by row (`choosing._plain`), argmax where `greedy`."""
+    """Inverse-CDF sampling row by row (`choosing._plain`), argmax where `greedy`. Always a token of the
+    vocabulary: a row whose total is NaN (overflowed) takes its most likely token (`choosing._last_live`)."""
     V = logits.size(1)
     cdf = torch.softmax(logits / temps, dim=-1).cumsum_(-1)
     j = torch.searchsorted(cdf, u.view(-1, 1), right=True).view(-1)
@@ -43,6 +45,7 @@ def _choose(logits: Tensor, temps: Tensor, greedy: Tensor, u: Tensor) -> Tensor:
     if bool(over.any()):  # u at or above the rounded total: scale it to the total (`_last_live`)
         j2 = torch.searchsorted(cdf, cdf[:, -1:] * u.view(-1, 1), right=True).view(-1)
         j3 = torch.searchsorted(cdf, cdf[:, -1:], right=False).view(-1)
+        j3 = torch.where(j3 < V, j3, torch.argmax(logits, dim=1))
         j = torch.where(over, torch.where(j2 < V, j2, j3), j)
     if bool(greedy.any()):
         j = torch.where(greedy, torch.argmax(logits, dim=1), j)
@@ -96,7 +99,7 @@ def _chunk_fp32(logits: Tensor, z: Tensor, cs: List[Tensor], table: Tensor, weig
 
 
 def enabled() -> bool:
-    return os.environ.get("GHOSTWRITE_TORCHSCRIPT", "1") not in ("0", "false", "no")
+    return env.torchscript()
 
 
 @functools.lru_cache(maxsize=None)

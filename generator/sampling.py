@@ -1,5 +1,5 @@
 """Sampling controls: the settings, their validation, and where to stop (no torch here: frontends
-validate settings without loading it; the token choice itself lives in inference.py).
+validate settings without loading it; the token choice itself lives in choosing.py).
 
 Settings are plain data (JSON-able) so the service can store them with every generation. The stop rule
 turns "200 characters", "3 words", "2 sentences" or "1 paragraph" into an exact cut of the output text.
