@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import generator
 from generator import registry
 from generator.errors import GhostwriteError
+from generator.generation.settings import MAX_PROMPT_CHARS, SamplingSettings, check_prompt
 from generator.paths import home
-from generator.sampling import SamplingSettings, check_prompt
 
 log = logging.getLogger("ghostwrite.service")
 
@@ -88,7 +88,7 @@ class ContinuationService:
         self._store = store
         self.default_model = default_model or os.environ.get("GHOSTWRITE_MODEL") or None
         self.device = device
-        self.max_prompt_chars = generator.sampling.MAX_PROMPT_CHARS
+        self.max_prompt_chars = MAX_PROMPT_CHARS
         self._models: dict[tuple[str, int], object] = {}
         self._load_lock = threading.Lock()
         self._store_lock = threading.Lock()

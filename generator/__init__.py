@@ -20,26 +20,26 @@ import os
 os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
 from .errors import GhostwriteError  # noqa: E402
-from .sampling import SamplingSettings  # noqa: E402
+from .generation.settings import SamplingSettings  # noqa: E402
 
 __all__ = ["GhostwriteError", "SamplingSettings", "load", "train", "TrainConfig"]
 
 
 def load(spec: str, version: int | None = None, device: str = "cpu", quantize="auto"):
-    from .inference import load as _load
+    from .generation.loaded import load as _load
 
     return _load(spec, version=version, device=device, quantize=quantize)
 
 
 def train(cfg, on_progress=None) -> dict:
-    from .trainer import train as _train
+    from .training.trainer import train as _train
 
     return _train(cfg, on_progress)
 
 
 def __getattr__(name):
     if name == "TrainConfig":
-        from .trainer import TrainConfig
+        from .training.trainer import TrainConfig
 
         return TrainConfig
     raise AttributeError(name)

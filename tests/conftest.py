@@ -50,7 +50,7 @@ def tiny_corpus(session_home) -> Path:
 
 
 def _train(name: str, corpus: Path, tokenizer: str = "char", steps: int = 40, **kw) -> dict:
-    from generator.trainer import TrainConfig, train
+    from generator.training.trainer import TrainConfig, train
 
     cfg = TrainConfig(corpus=str(corpus), name=name, tokenizer=tokenizer, preset="tiny", max_steps=steps,
                       batch_size=8, seq_len=32, lr=1e-2, device="cpu", **kw)

@@ -9,7 +9,7 @@ import time
 import pytest
 
 import generator
-from generator import batching
+from generator.generation import engine as batching
 
 SETTINGS = [
     {"temperature": 0, "length": 90},

@@ -13,9 +13,9 @@ from itertools import pairwise
 
 import pytest
 
-from generator import schedule
-from generator.autosize import Watch
-from generator.trainer import TrainConfig, Trainer
+from generator.training import schedule
+from generator.training.autosize import Watch
+from generator.training.trainer import TrainConfig, Trainer
 
 
 class SimMachine:
@@ -152,7 +152,7 @@ def test_a_ddp_rank_anchors_where_rank_0_moved_the_end():
 def test_watch_looks_again_when_the_step_time_moves():
     w = Watch(100.0, threads_free=False)
     assert w.why(8.0, 0.02, 1) == "second look"
-    from generator.autosize import Plan
+    from generator.training.autosize import Plan
 
     w.done("second look", 8.0, Plan(64, 64, 1, 8, 16, 1e-2, 0.0, threads=1, probe_flops=1e9), "kept 1x64")
     assert w.why(10.0, 0.030, 1, window_from=7.9) is None  # the window still holds steps before the probe
@@ -163,7 +163,7 @@ def test_watch_looks_again_when_the_step_time_moves():
 
 
 def test_watch_spends_at_most_a_twentieth_of_the_budget_on_probes():
-    from generator.autosize import Plan
+    from generator.training.autosize import Plan
 
     assert Watch(20.0, threads_free=True, first_probe_s=7.0).why(1.6, 0.04, 1) is None  # a busy machine: ~2.3 s
     w = Watch(120.0, threads_free=False, first_probe_s=3.0)

@@ -22,7 +22,7 @@ import torch
 import generator.paths
 from generator import checkpoint
 from generator.errors import GhostwriteError
-from generator.trainer import TrainConfig, train
+from generator.training.trainer import TrainConfig, train
 
 
 class FullDisk:

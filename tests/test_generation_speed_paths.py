@@ -11,10 +11,11 @@ import pytest
 import torch
 
 import generator
-from generator.evaluate import score_tokens
-from generator.inference import FastLSTM, LogitsProcessor, StepState, quantize_int8, sample_rows
+from generator.training.evaluate import score_tokens
+from generator.generation.fastlstm import FastLSTM, StepState, quantize_int8
+from generator.generation.sampling import LogitsProcessor, sample_rows
 from generator.model import LSTMLanguageModel, ModelConfig
-from generator.sampling import SamplingSettings
+from generator.generation.settings import SamplingSettings
 from textgen import synthetic_text
 
 

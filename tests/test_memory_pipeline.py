@@ -9,12 +9,12 @@ import random
 import numpy as np
 import pytest
 
-from generator import runs
-from generator.data import iter_text_file, read_tokens
+from generator.training import runs
+from generator.training.data import iter_text_file, read_tokens
 from generator.errors import GhostwriteError
 from generator.textfiles import read_text_file
 from generator.tokenizers import tokenizer_from_dict
-from generator.trainer import TrainConfig, train
+from generator.training.trainer import TrainConfig, train
 from textgen import synthetic_text
 
 

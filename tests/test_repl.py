@@ -177,11 +177,11 @@ def test_stream_writer_wraps_at_words_on_a_terminal():
 # ---- commands ----------------------------------------------------------------------------------------
 def test_unknown_and_ambiguous_commands_are_one_line_hints():
     s = make()
-    s.handle("/frobnicate")
+    commands.handle(s, "/frobnicate")
     assert "unknown command /frobnicate" in one_line(s)
-    s.handle("/re")
+    commands.handle(s, "/re")
     assert "could be" in one_line(s)
-    s.handle("/he")  # a unique prefix
+    commands.handle(s, "/he")  # a unique prefix
     assert "/set" in screen(s)
 
 
@@ -200,7 +200,7 @@ def test_unknown_and_ambiguous_commands_are_one_line_hints():
 def test_bad_settings_get_one_line_and_change_nothing(line, expected):
     s = make()
     before = dict(s.settings)
-    s.handle(line)
+    commands.handle(s, line)
     assert expected in one_line(s)
     assert s.settings == before
 
@@ -209,45 +209,45 @@ def test_set_values():
     s = make()
     for line in ("/set temperature 0.5", "/set top_k 40", "/set parameter top_p 0.9", "/set penalty 1.2",
                  "/set length 3 sentences", "/set seed 7"):
-        s.handle(line)
+        commands.handle(s, line)
     assert s.settings == {"temperature": 0.5, "top_k": 40, "top_p": 0.9, "repetition_penalty": 1.2,
                           "length": 3, "unit": "sentences", "seed": 7}
-    s.handle("/set seed random")
-    s.handle("/set unit word")
+    commands.handle(s, "/set seed random")
+    commands.handle(s, "/set unit word")
     assert s.settings["seed"] is None and s.settings["unit"] == "words"
     screen(s)
-    s.handle("/set")
+    commands.handle(s, "/set")
     assert "length 3 words" in one_line(s)
 
 
 def test_story_turns_parents_continue_retry_undo():
     svc = FakeService()
     s = make(svc)
-    s.handle("The king")
+    commands.handle(s, "The king")
     assert s.story.text() == "The kingOnce upon a time."
     assert svc.requests[-1].prompt == "The king" and svc.requests[-1].parent_id is None
     assert svc.requests[-1].source == "repl"
     first = s.story.last.generation_id
-    s.handle("And then")
+    commands.handle(s, "And then")
     assert svc.requests[-1].prompt == "The kingOnce upon a time. And then"
     assert svc.requests[-1].parent_id == first
     second = s.story.last.generation_id
-    s.handle("/retry")
+    commands.handle(s, "/retry")
     assert svc.requests[-1].prompt == "The kingOnce upon a time. And then"
     assert svc.requests[-1].parent_id == second  # the retry points at what it replaces
     assert s.story.text() == "The kingOnce upon a time. And thenOnce upon a time."
     assert s.story.last.generation_id != second
-    s.handle("/continue")
+    commands.handle(s, "/continue")
     assert svc.requests[-1].prompt == s.story.text()[: -len("Once upon a time.")]
     assert len(s.story.turns) == 3
-    s.handle("/undo")
-    s.handle("/undo")
+    commands.handle(s, "/undo")
+    commands.handle(s, "/undo")
     assert s.story.text() == "The kingOnce upon a time."
-    s.handle("/new")
+    commands.handle(s, "/new")
     assert not s.story
     screen(s)
     for line in ("/undo", "/retry", "/continue"):
-        s.handle(line)
+        commands.handle(s, line)
         assert one_line(s)
     assert len(svc.requests) == 4
 
@@ -255,26 +255,26 @@ def test_story_turns_parents_continue_retry_undo():
 def test_story_prompt_is_the_tail():
     svc = FakeService(pieces=["x" * 3000])
     s = make(svc)
-    s.handle("a" * 3000)
-    s.handle("b")
+    commands.handle(s, "a" * 3000)
+    commands.handle(s, "b")
     assert len(svc.requests[-1].prompt) == 4000 and svc.requests[-1].prompt.endswith("x b")
 
 
 def test_single_mode_each_prompt_stands_alone():
     svc = FakeService()
     s = make(svc, mode="single")
-    s.handle("One")
-    s.handle("Two")
+    commands.handle(s, "One")
+    commands.handle(s, "Two")
     assert svc.requests[-1].prompt == "Two" and svc.requests[-1].parent_id is None
-    s.handle("/mode story")
-    s.handle("Three")
+    commands.handle(s, "/mode story")
+    commands.handle(s, "Three")
     assert svc.requests[-1].prompt == "TwoOnce upon a time. Three"
 
 
 def test_a_megabyte_prompt_is_refused_with_the_limit():
     svc = FakeService()
     s = make(svc)
-    s.handle("x" * 1_000_000)
+    commands.handle(s, "x" * 1_000_000)
     out = one_line(s)
     assert "1,000,000 characters" in out and "the limit is 20,000" in out
     assert not svc.requests and not s.story
@@ -282,18 +282,18 @@ def test_a_megabyte_prompt_is_refused_with_the_limit():
 
 def test_service_errors_are_one_line_and_the_session_goes_on():
     s = make(FakeService(fail=GhostwriteError("unknown model 'gone' (models: fake)")))
-    s.handle("Hello")
+    commands.handle(s, "Hello")
     assert "error: unknown model 'gone'" in screen(s)
     assert not s.story
     s = make(FakeService(status="error"))
-    s.handle("Hello")
+    commands.handle(s, "Hello")
     assert "error: the model broke" in screen(s) and not s.story
     s = make(FakeService(crash_at=1))
-    s.handle("Hello")
+    commands.handle(s, "Hello")
     out = screen(s)
     assert "internal error: RuntimeError: boom" in out and "Traceback" not in out
     s = make(FakeService(store_error="database is locked (kept in unsaved-generations.jsonl)"))
-    s.handle("Hello")
+    commands.handle(s, "Hello")
     out = screen(s)
     assert "not stored yet: database is locked" in out
     assert s.story.text() == "HelloOnce upon a time."  # the text is kept; the row is spooled
@@ -302,29 +302,29 @@ def test_service_errors_are_one_line_and_the_session_goes_on():
 def test_ctrl_c_during_generation_keeps_the_partial_text():
     svc = FakeService(pieces=[f" w{i}" for i in range(200)], interrupt_at=2, delay=0.01)
     s = make(svc)
-    s.handle("Start")
+    commands.handle(s, "Start")
     turn = s.story.last
     assert turn.status == "interrupted"
     assert turn.model.startswith(" w0 w1 w2") and len(turn.model) < len(" w0") * 100
     assert "stopped" in screen(s)
-    s.handle("/set length 10")  # still running
+    commands.handle(s, "/set length 10")  # still running
     assert "length 10" in screen(s)
 
 
 def test_save_txt_and_md(tmp_path):
     s = make()
-    s.handle("/save x.txt")
+    commands.handle(s, "/save x.txt")
     assert "nothing to save" in one_line(s)
-    s.handle("The king")
+    commands.handle(s, "The king")
     screen(s)
-    s.handle(f"/save {tmp_path / 'story'}")
+    commands.handle(s, f"/save {tmp_path / 'story'}")
     assert (tmp_path / "story.txt").read_text() == "The kingOnce upon a time.\n"
-    s.handle(f"/save {tmp_path / 'sub' / 'story.md'}")
+    commands.handle(s, f"/save {tmp_path / 'sub' / 'story.md'}")
     md = (tmp_path / "sub" / "story.md").read_text()
     assert "**The king**Once upon a time." in md
-    s.handle(f"/save {tmp_path / 'story.pdf'}")
+    commands.handle(s, f"/save {tmp_path / 'story.pdf'}")
     assert "save as .txt or .md" in screen(s).splitlines()[-1]
-    s.handle(f"/save {tmp_path}")
+    commands.handle(s, f"/save {tmp_path}")
     assert "is a folder" in one_line(s)
 
 
@@ -338,24 +338,24 @@ def test_history_show_models_model():
                      output="spoke at last " + "and on " * 40, status="interrupted")
     store = FakeStore([gen])
     s = make(FakeService(store=store))
-    s.handle("/history 5")
+    commands.handle(s, "/history 5")
     out = one_line(s)
     assert "#7" in out and "[interrupted]" in out and "spoke at last" in out
     assert out.endswith("…") and len(out) <= 100  # one line, cut to the width
     assert store.calls == [{"source": "repl", "limit": 5}]
-    s.handle("/history x")
+    commands.handle(s, "/history x")
     assert "usage: /history [N]" in one_line(s)
     s = make(FakeService(store=FakeStore(fail="the database is unreachable")))
-    s.handle("/history")
+    commands.handle(s, "/history")
     assert "the database is unreachable" in one_line(s)
-    s.handle("/show")
+    commands.handle(s, "/show")
     out = screen(s)
     assert "temperature 0.8" in out and "fake@v1" in out and "2.500 bits/char" in out
-    s.handle("/models")
+    commands.handle(s, "/models")
     assert "fake@v1" in screen(s)
-    s.handle("/model nosuch")
+    commands.handle(s, "/model nosuch")
     assert "unknown model 'nosuch'" in one_line(s)
-    s.handle("/model fake@v1")
+    commands.handle(s, "/model fake@v1")
     assert s.model_spec == "fake@v1" and s.label == "fake@v1"
 
 
@@ -383,21 +383,21 @@ class FakeRunner:
 def test_retrain_through_the_job_runner():
     s = make()
     s.jobs = runner = FakeRunner()
-    s.handle("/retrain")
+    commands.handle(s, "/retrain")
     assert "usage: /retrain" in one_line(s)
-    s.handle("/retrain corpus.txt --max-time abc")
+    commands.handle(s, "/retrain corpus.txt --max-time abc")
     assert "--max-time takes seconds" in one_line(s)
-    s.handle("/retrain 'my corpus.txt' --fresh --max-time 30")
+    commands.handle(s, "/retrain 'my corpus.txt' --fresh --max-time 30")
     assert runner.submitted == [("fake", "my corpus.txt", "fresh", 30.0, "repl")]
     assert "training run 3 started" in one_line(s)
-    s.handle("/retrain status")
+    commands.handle(s, "/retrain status")
     assert "running, step 5/10" in one_line(s)
-    s.handle("/quit")
+    commands.handle(s, "/quit")
     assert not s.done and "quit again" in one_line(s)
     runner.state = "complete"
     s.poll_jobs()
     assert "fake@v2 serves from now on" in one_line(s)
-    s.handle("/quit")
+    commands.handle(s, "/quit")
     assert s.done and not runner.cancelled
 
 
@@ -407,9 +407,9 @@ def test_real_service_story_rows(tiny_model):
 
     svc = ContinuationService()
     s = make(svc, model="tiny", settings={"length": 12, "seed": 1})
-    s.handle("The king")
-    s.handle("/continue")
-    s.handle("/retry")
+    commands.handle(s, "The king")
+    commands.handle(s, "/continue")
+    commands.handle(s, "/retry")
     ids = [t.generation_id for t in s.story.turns]
     rows = [svc.store.get(i) for i in ids]
     assert all(r.source == "repl" and r.status == "complete" and r.model == "tiny" for r in rows)
@@ -419,7 +419,7 @@ def test_real_service_story_rows(tiny_model):
     assert retried.prompt == rows[1].prompt and retried.parent_id == rows[0].id
     assert [g.id for g in svc.store.chain(rows[1].id)] == [rows[0].id, retried.id, rows[1].id]
     assert "seed is fixed" in screen(s)
-    s.handle("/show")
+    commands.handle(s, "/show")
     assert "tiny@v1" in screen(s)
 
 
@@ -436,13 +436,13 @@ def test_real_service_with_the_database_unreachable(tiny_model, session_home, tm
     monkeypatch.setenv("GHOSTWRITE_HOME", str(home))
     monkeypatch.setenv("GHOSTWRITE_DATABASE_URL", f"sqlite:///{tmp_path}/missing/ghostwrite.db")
     s = make(ContinuationService(), model="tiny", settings={"length": 20})
-    s.handle("The king")
+    commands.handle(s, "The king")
     out = screen(s)
     assert "not stored yet: cannot open the database" in out and "Traceback" not in out
     assert len(s.story.last.model) == 20 and s.story.last.generation_id is None
-    s.handle("/history")
+    commands.handle(s, "/history")
     assert "cannot open the database" in one_line(s)
-    s.handle("/continue")  # goes on; its parent is unknown, so none
+    commands.handle(s, "/continue")  # goes on; its parent is unknown, so none
     spooled = [json.loads(p.read_text()) for p in sorted((home / "unsaved-generations").glob("*.json"))]
     assert [(r["source"], r["prompt"], r["status"], r["parent_id"]) for r in spooled] == [
         ("repl", "The king", "complete", None), ("repl", s.story.turns[0].text, "complete", None)]

@@ -16,12 +16,13 @@ import pytest
 import torch
 
 import generator
-from generator import checkpoint, registry, runs
+from generator import checkpoint, registry
+from generator.training import runs
 from generator.errors import GhostwriteError
 from generator.tokenizers import CharTokenizer, tokenizer_from_dict
-from generator.trainer import TrainConfig, train
+from generator.training.trainer import TrainConfig, train
 
-TRAIN = [sys.executable, "-m", "generator.train_main"]  # `ghostwrite train` without the bot's imports
+TRAIN = [sys.executable, "-m", "generator.training.main"]  # `ghostwrite train` without the bot's imports
 
 
 def _env(home):
@@ -37,7 +38,7 @@ def _args(corpus, steps, *extra):
 
 HOLD_RUN = """
 import sys, time
-from generator.runlock import RunLock
+from generator.training.runlock import RunLock
 lock = RunLock(sys.argv[1])
 print("held", flush=True)
 time.sleep(600)

@@ -8,7 +8,8 @@ import pytest
 
 import generator
 from generator.errors import GhostwriteError
-from generator.sampling import MAX_PROMPT_CHARS, SamplingSettings, StopRule
+from generator.generation.settings import MAX_PROMPT_CHARS, SamplingSettings
+from generator.generation.stopping import StopRule
 
 
 @pytest.fixture(scope="module")

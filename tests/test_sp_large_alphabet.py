@@ -14,13 +14,13 @@ from conftest import shared_corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator import runs
+from generator.training import runs
 from generator.corpus import split_text
-from generator.data import read_tokens
+from generator.training.data import read_tokens
 from generator.errors import GhostwriteError
 from generator.tokenizers import SentencePieceTokenizer, tokenizer_from_dict, train_tokenizer
 from generator.tokenizers.sp import FIXED_PIECES, MIN_VOCAB, kept_characters, training_segments
-from generator.trainer import TrainConfig, train
+from generator.training.trainer import TrainConfig, train
 
 N_ALPHABET = 3000
 ALPHABET = [chr(0x4E00 + 7 * i) for i in range(N_ALPHABET)]  # 3,000 distinct ideographs

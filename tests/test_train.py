@@ -14,7 +14,7 @@ import torch
 
 from generator import checkpoint, registry
 from generator.errors import GhostwriteError
-from generator.trainer import TrainConfig, train
+from generator.training.trainer import TrainConfig, train
 
 GW = [sys.executable, "-m", "bot.cli"]
 

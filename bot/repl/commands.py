@@ -16,8 +16,8 @@ from rich.text import Text
 from bot.repl.session import MODEL_STYLE, MODES, NOTE_STYLE, USER_STYLE, ReplSession
 from bot.repl.story import CONTEXT_CHARS
 from generator.errors import GhostwriteError
+from generator.generation.settings import MAX_LENGTH, UNITS, SamplingSettings
 from generator.paths import atomic_write_text
-from generator.sampling import MAX_LENGTH, UNITS, SamplingSettings
 
 
 @dataclass
@@ -52,6 +52,21 @@ def lookup(word: str) -> Command:
         names = ", ".join("/" + c.name for c in matches)
         raise GhostwriteError(f"/{word} could be {names}")
     raise GhostwriteError(f"unknown command /{word}: /help lists the commands (start with // to write a slash)")
+
+
+def handle(session: ReplSession, line: str) -> None:
+    """One line (or multi-line block) of input. Lines starting with / are commands; // starts text
+    with a literal slash. (The session knows nothing of commands: the input loop routes through here.)"""
+    if line.startswith("/") and not line.startswith("//"):
+        dispatch(session, line)
+        return
+    if line.startswith("//"):
+        line = line[1:]
+    if not line.strip():
+        if not session.interactive and session.story:
+            session.continue_story()
+        return
+    session.write(line)
 
 
 def dispatch(session: ReplSession, line: str) -> None:

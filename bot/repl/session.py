@@ -21,7 +21,7 @@ from rich.style import Style
 from bot.repl.story import CONTEXT_CHARS, Story, Turn, escape_line
 from bot.service import Request, Result, clean_text
 from generator.errors import GhostwriteError
-from generator.sampling import SamplingSettings, check_prompt
+from generator.generation.settings import SamplingSettings, check_prompt
 
 log = logging.getLogger("ghostwrite.repl")
 
@@ -158,23 +158,7 @@ class ReplSession:
                 spec = "?"
         return spec
 
-    # ---- input -----------------------------------------------------------------------------------------
-    def handle(self, line: str) -> None:
-        """One line (or multi-line block) of input. Lines starting with / are commands; // starts text
-        with a literal slash."""
-        from bot.repl.commands import dispatch
-
-        if line.startswith("/") and not line.startswith("//"):
-            dispatch(self, line)
-            return
-        if line.startswith("//"):
-            line = line[1:]
-        if not line.strip():
-            if not self.interactive and self.story:
-                self.continue_story()
-            return
-        self.write(line)
-
+    # ---- input (commands.handle routes each line: a /command, or text for `write`) --------------------
     def write(self, text: str) -> Result | None:
         """The writer's text: add it to the story and have the model continue."""
         text, note = clean_text(text)  # the service's door: bytes that were not UTF-8 become U+FFFD

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import IO
 
+from bot.repl.commands import COMMANDS, SET_KEYS, handle
 from bot.repl.session import ReplSession
 from generator.errors import GhostwriteError
 
@@ -102,8 +103,7 @@ class _Completer(_completer_base()):
     def get_completions(self, document, complete_event):
         from prompt_toolkit.completion import Completion
 
-        from bot.repl.commands import COMMANDS, SET_KEYS
-        from generator.sampling import UNITS
+        from generator.generation.settings import UNITS
 
         text = document.text_before_cursor
         if not text.startswith("/"):
@@ -148,7 +148,7 @@ def interactive_loop(session: ReplSession, reader: TerminalInput) -> int:
 def run_guarded(session: ReplSession, line: str) -> None:
     """One input; whatever goes wrong is one line on the screen and the REPL goes on."""
     try:
-        session.handle(line)
+        handle(session, line)
     except KeyboardInterrupt:
         session.note("(interrupted)")
     except GhostwriteError as e:

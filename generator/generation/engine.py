@@ -10,7 +10,7 @@ A request's text does not depend on what else is in the batch: the int8 products
 row, the cell and the sampling are computed row by row, and every request draws from its own
 `torch.Generator`. The same request alone, batched, or through `LoadedModel.generate` gives the same text.
 
-A `BatchedGeneration` has the interface of `inference.Generation` (iterator of text pieces, `close()`,
+A `BatchedGeneration` has the interface of `loaded.Generation` (iterator of text pieces, `close()`,
 `.text`, `.tokens_in`, `.tokens_out`, `.seed`). Pieces produced between two reads are joined into one, and
 a waiting reader is woken at most every `flush_interval` seconds (besides its first piece and its end),
 so sixteen readers do not fight the stepping thread for the interpreter on every token.
@@ -27,9 +27,11 @@ from collections import deque
 
 import torch
 
-from . import env
-from .inference import Output, StepState, sample_rows
-from .sampling import SamplingSettings
+from .. import env
+from .fastlstm import StepState
+from .output import Output
+from .sampling import sample_rows
+from .settings import SamplingSettings
 
 log = logging.getLogger("ghostwrite.generator")
 IDLE_EXIT_S = 30.0  # the stepping thread ends after this long with nothing to do (restarts on demand)
@@ -232,7 +234,7 @@ class BatchEngine:
             procs = [g.proc for g in rows]
             got = runner.run_chunk(logits, state, procs, CHUNK)
             now = time.monotonic()
-            if got is not None:  # CHUNK tokens for every row in one compiled call (generator/fastloop.py)
+            if got is not None:  # CHUNK tokens for every row in one compiled call (fastloop.py)
                 chunk, logits = got
                 tokens = None
                 keep = [i for i, (g, toks) in enumerate(zip(rows, chunk.tolist())) if g._take_many(toks, now, interval)]

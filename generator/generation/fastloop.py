@@ -3,7 +3,7 @@
 A step of a small LSTM costs far less than the Python around it (a few dozen tensor calls, each a trip
 through the interpreter). `run_chunk` samples `k` tokens for every row of a batch in one call: the loop,
 the cell, the int8 or fp32 products and the sampling all run in TorchScript's interpreter, and Python
-sees the tokens afterwards (generator/inference.py feeds them to the stop rules one by one, so a request
+sees the tokens afterwards (output.py feeds them to the stop rules one by one, so a request
 still stops at the exact character; at most k - 1 steps past its end are wasted).
 
 It serves the rows whose settings are *plain* (temperature only) or *greedy*; a row with top-k, top-p
@@ -23,7 +23,7 @@ from typing import List, Tuple
 import torch
 from torch import Tensor
 
-from . import env
+from .. import env
 
 
 def _cell(gates: Tensor, c: Tensor, h_out: Tensor) -> None:
@@ -36,8 +36,8 @@ def _cell(gates: Tensor, c: Tensor, h_out: Tensor) -> None:
 
 
 def _choose(logits: Tensor, temps: Tensor, greedy: Tensor, u: Tensor) -> Tensor:
-    """Inverse-CDF sampling row by row (`choosing._plain`), argmax where `greedy`. Always a token of the
-    vocabulary: a row whose total is NaN (overflowed) takes its most likely token (`choosing._last_live`)."""
+    """Inverse-CDF sampling row by row (`sampling._plain`), argmax where `greedy`. Always a token of the
+    vocabulary: a row whose total is NaN (overflowed) takes its most likely token (`sampling._last_live`)."""
     V = logits.size(1)
     cdf = torch.softmax(logits / temps, dim=-1).cumsum_(-1)
     j = torch.searchsorted(cdf, u.view(-1, 1), right=True).view(-1)

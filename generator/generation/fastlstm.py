@@ -6,8 +6,8 @@
   activations quantized at a *fixed* scale: LSTM hidden states lie in (-1, 1), so no per-call min/max is
   needed, and each row of a batch is computed exactly as it would be alone (integer sums; the fp32
   dequantisation is elementwise). A request's text therefore never depends on what else is batched
-  with it (generator/batching.py);
-- `run_chunk` samples many tokens per call in a TorchScript loop (generator/fastloop.py).
+  with it (engine.py);
+- `run_chunk` samples many tokens per call in a TorchScript loop (fastloop.py).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import warnings
 import torch
 from torch.nn import functional as F
 
+from ..device import cpu_flags
+from ..model import LSTMLanguageModel
 from . import fastloop
-from .device import cpu_flags
-from .model import LSTMLanguageModel
 
 PRIME_CHUNK = 512
 TABLE_LIMIT = 1 << 24  # floats (64 MiB): above this the first layer multiplies embeddings instead
@@ -200,7 +200,7 @@ class FastLSTM(torch.nn.Module):
 
     def run_chunk(self, logits: torch.Tensor, state: StepState, procs: list, k: int):
         """Sample k tokens for every row (`procs[i]` chooses row i) and step past each, in one compiled
-        call (generator/fastloop.py). Returns (tokens (rows, k), logits after the last one), or None where
+        call (fastloop.py). Returns (tokens (rows, k), logits after the last one), or None where
         the compiled loop cannot serve: a row with top-k, top-p or a repetition penalty, a first layer
         without a table, TorchScript off or missing. `state` is advanced in place."""
         if self.table is None or not fastloop.enabled() or not all(p.plain or p.greedy for p in procs):

@@ -1,9 +1,9 @@
 """A loaded model that writes: `generator.load(name)` → `LoadedModel.generate(prompt, settings)`.
 
 `generate` returns a `Generation`, an iterator of text pieces as they are produced: the prompt primes
-the LSTM's state in one pass, then the runner (`FastLSTM`, generator/fastlstm.py: int8 on the CPU when
-the model card allows it, fp32 otherwise) samples tokens (generator/choosing.py), many per call where the
-settings allow (generator/fastloop.py); each token is decoded as it comes, printable text is handed out
+the LSTM's state in one pass, then the runner (`FastLSTM`, fastlstm.py: int8 on the CPU when
+the model card allows it, fp32 otherwise) samples tokens (sampling.py), many per call where the
+settings allow (fastloop.py); each token is decoded as it comes, printable text is handed out
 and the output stops at the exact unit boundary asked for. Closing the iterator (or breaking out of the
 loop) stops the work.
 
@@ -13,23 +13,21 @@ validation split (checked by the trainer with this same code); `quantize=False` 
 
 from __future__ import annotations
 
-import secrets
-
 import torch
 
-from . import checkpoint, registry
-from .choosing import LogitsProcessor, sample_rows
-from .device import configure_cpu
-from .errors import GhostwriteError
-from .fastlstm import FastLSTM, StepState, int8_available, quantize_int8
-from .model import LSTMLanguageModel, ModelConfig
-from .sampling import SamplingSettings, StopRule, check_prompt, token_cap
-from .tokenizers import tokenizer_from_dict
+from .. import checkpoint, registry
+from ..device import configure_cpu
+from ..errors import GhostwriteError
+from ..model import LSTMLanguageModel, ModelConfig
+from ..tokenizers import tokenizer_from_dict
+from .engine import BatchEngine
+from .fastlstm import FastLSTM, int8_available
+from .output import Output
+from .sampling import sample_rows
+from .settings import SamplingSettings, check_prompt
 
-__all__ = ["FastLSTM", "Generation", "LoadedModel", "LogitsProcessor", "Output", "StepState", "build_model",
-           "load", "quantize_int8", "sample_rows"]
+__all__ = ["Generation", "LoadedModel", "build_model", "load"]
 
-CONTEXT_CHARS = 4_000  # how much of a long prompt (a growing story) primes the state
 FIRST_CHUNK, CHUNK = 4, 32  # tokens per compiled call: the first few come at once, then larger strides
 
 
@@ -40,54 +38,6 @@ def build_model(state: dict, meta: dict) -> LSTMLanguageModel:
     except (KeyError, RuntimeError) as e:
         raise GhostwriteError(f"checkpoint does not match its model card: {str(e).splitlines()[0]}") from None
     return model.eval()
-
-
-# ---- one request's output ---------------------------------------------------------------------------
-class Output:
-    """Text bookkeeping shared by `Generation` and batched generations: decodes tokens as they come and
-    finds the exact stop. After it ends: `.text`, `.tokens_in`, `.tokens_out`, `.seed`."""
-
-    def _start(self, lm, prompt: str, settings: SamplingSettings) -> list[int]:
-        if settings.seed is None:
-            settings = SamplingSettings(**{**settings.to_dict(), "seed": secrets.randbits(31)})
-        self.lm, self.prompt, self.settings = lm, prompt, settings
-        self.seed = settings.seed
-        self.text = ""
-        self.tokens_out = 0
-        tok = lm.tokenizer
-        context = prompt[-CONTEXT_CHARS:] or "\n"
-        ids = tok.encode(context) or [tok.unk_id]
-        self.tokens_in = len(ids)
-        self.proc = LogitsProcessor(settings, tok.vocab_size, banned=tok.unk_id)
-        for t in ids[-self.proc.window:]:
-            self.proc.observe(t)
-        self._stop = StopRule(settings.unit, settings.length)
-        self._decoder = tok.stream_decoder()
-        self._cap = token_cap(settings)
-        self._by_tokens = settings.unit == "tokens"
-        return ids
-
-    def tokens_left(self) -> int:
-        """Tokens the cap still allows (at least 1)."""
-        return max(1, self._cap - self.tokens_out)
-
-    def _emit(self, token: int) -> tuple[str, bool]:
-        """Take one sampled token: (text that became printable, whether the output is complete)."""
-        self.proc.observe(token)
-        self.tokens_out += 1
-        n = self.tokens_out
-        last = n >= self._cap or (self._by_tokens and n >= self.settings.length)
-        piece = self._decoder.feed(token)
-        if last:
-            piece += self._decoder.flush()
-        if piece:
-            before = len(self.text)
-            self.text += piece
-            cut = self._stop.feed(self.text)
-            if cut is not None:
-                self.text = self.text[:cut]
-                return self.text[before:], True
-        return piece, last
 
 
 class Generation(Output):
@@ -115,7 +65,7 @@ class Generation(Output):
         k = FIRST_CHUNK
         while True:
             got = runner.run_chunk(logits, state, procs, min(k, self.tokens_left()))
-            if got is not None:  # many tokens per call (generator/fastloop.py)
+            if got is not None:  # many tokens per call (fastloop.py)
                 tokens, logits = got
                 k = CHUNK
                 for nxt in tokens[0].tolist():
@@ -173,11 +123,9 @@ class LoadedModel:
         return "".join(self.generate(prompt, settings))
 
     def engine(self):
-        """This model's batching engine (generator/batching.py), started on first use."""
+        """This model's batching engine (engine.py), started on first use."""
         with self._engine_lock:
             if self._engine is None:
-                from .batching import BatchEngine
-
                 self._engine = BatchEngine(self)
             return self._engine
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .sampling import SamplingSettings
+from .settings import SamplingSettings
 
 # The smallest normal float32: a temperature or penalty below it would round to 0 (or a subnormal) in
 # float32 and divide a logit into ±inf or NaN. Above it nothing changes.

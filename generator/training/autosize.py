@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .model import LSTMLanguageModel, ModelConfig
+from ..model import LSTMLanguageModel, ModelConfig
 
 HIDDEN_SIZES = (128, 192, 256, 320, 384, 512, 768, 1024)
 PROBE_HIDDEN = 256
@@ -96,7 +96,7 @@ def tune_cpu(vocab: int, batch: int, seq: int, keep: tuple[bool, str | None] | N
     `keep` (mkldnn, amp): time the thread counts only, with that backend (a re-probe during a run: load
     moves the best thread count, not the best kernels; a third of the cost, which a busy machine makes
     seconds). Returns (threads, mkldnn, amp, seconds per step of the probe)."""
-    from .device import cores, cpu_has_bf16, threads_forced
+    from ..device import cores, cpu_has_bf16, threads_forced
 
     amps = [None, "bf16"] if cpu_has_bf16() else [None]
 
@@ -275,7 +275,7 @@ class Watch:
         moved = self.ref / step_time
         if max(moved, 1 / moved) > self.MOVED:
             return f"step time moved {self.ref * 1e3:.1f} -> {step_time * 1e3:.1f} ms"
-        from .device import cores
+        from ..device import cores
 
         if self.threads_free and others is not None and cores() - threads - others >= 0.7:
             return f"a core came free (others used {others:.1f} of {cores()})"

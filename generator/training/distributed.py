@@ -2,10 +2,10 @@
 
 Two ways in, one code path:
 
-* ``ghostwrite train ... --nproc N`` calls `launch`, which starts N copies of ``python -m generator.train_main``
+* ``ghostwrite train ... --nproc N`` calls `launch`, which starts N copies of ``python -m generator.training.main``
   with the variables torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT on a free port),
   waits for them, stops them all if one fails, and returns rank 0's model card.
-* ``torchrun --nproc-per-node N -m generator.train_main CORPUS ...`` sets those variables itself.
+* ``torchrun --nproc-per-node N -m generator.training.main CORPUS ...`` sets those variables itself.
 
 Either way the trainer calls `setup()`, which joins the process group when WORLD_SIZE > 1. Then:
 
@@ -41,7 +41,7 @@ from typing import Callable
 
 import torch
 
-from .errors import GhostwriteError
+from ..errors import GhostwriteError
 
 ENV_RESULT = "GHOSTWRITE_DDP_RESULT"  # launcher → child: where the child writes its outcome (JSON)
 
@@ -277,14 +277,14 @@ def _die_with_parent() -> None:  # in the child, before exec: SIGKILL when the l
 
 def run_name(cfg) -> str | None:
     """The run folder's name, as runs.prepare will choose it (for following progress.json)."""
-    from . import registry
+    from .. import registry
 
     try:
         if cfg.name:
             return cfg.name
         if cfg.base:
             return registry.parse_spec(cfg.base)[0]
-        from .corpus import load_corpus
+        from ..corpus import load_corpus
 
         return load_corpus(cfg.corpus).name
     except GhostwriteError:
@@ -294,13 +294,13 @@ def run_name(cfg) -> str | None:
 def launch(cfg, nproc: int, on_progress: Callable[[dict], None] | None = None,
            master_port: int | None = None) -> dict:
     """Train `cfg` on `nproc` processes of this machine and return the new version's card."""
-    from .paths import runs_dir
+    from ..paths import runs_dir
 
     if nproc < 1:
         raise GhostwriteError(f"--nproc must be at least 1, got {nproc}")
     if env_world_size() > 1:
         raise GhostwriteError("--nproc cannot be used inside torchrun (it already started the processes)")
-    from .device import pick
+    from ..device import pick
 
     device = pick(cfg.device)
     if device.type == "cuda" and nproc > torch.cuda.device_count():
@@ -308,7 +308,7 @@ def launch(cfg, nproc: int, on_progress: Callable[[dict], None] | None = None,
     if device.type not in ("cpu", "cuda"):
         raise GhostwriteError(f"--nproc needs CUDA GPUs or the CPU, not {device.type}")
     if cfg.threads is None and device.type == "cpu":
-        from .env import threads
+        from ..env import threads
 
         per = threads() or len(os.sched_getaffinity(0))
         cfg = replace(cfg, threads=max(1, per // nproc))
@@ -324,7 +324,7 @@ def launch(cfg, nproc: int, on_progress: Callable[[dict], None] | None = None,
                    "LOCAL_WORLD_SIZE": str(nproc), "GROUP_RANK": "0", "MASTER_ADDR": "127.0.0.1",
                    "MASTER_PORT": str(port), ENV_RESULT: str(work / f"rank{rank}.json"), "PYTHONUNBUFFERED": "1"}
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "generator.train_main", "--config-json", str(work / "config.json")],
+                [sys.executable, "-m", "generator.training.main", "--config-json", str(work / "config.json")],
                 env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), preexec_fn=_die_with_parent,
             ))  # fmt: skip
         failed = None
@@ -396,6 +396,6 @@ def write_result(payload: dict) -> None:
     path = os.environ.get(ENV_RESULT)
     if not path:
         return
-    from .paths import atomic_write_text
+    from ..paths import atomic_write_text
 
     atomic_write_text(Path(path), json.dumps(payload, ensure_ascii=False))

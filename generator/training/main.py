@@ -1,10 +1,10 @@
-"""`python -m generator.train_main CORPUS [options]`: `ghostwrite train` as a module, for launchers.
+"""`python -m generator.training.main CORPUS [options]`: `ghostwrite train` as a module, for launchers.
 
-    torchrun --nproc-per-node 2 -m generator.train_main CORPUS --name MODEL --max-time 600
+    torchrun --nproc-per-node 2 -m generator.training.main CORPUS --name MODEL --max-time 600
 
 Under torchrun (RANK / WORLD_SIZE set) every process runs this; they form one DistributedDataParallel
-group and rank 0 prints the card (see generator/distributed.py). `ghostwrite train --nproc N` starts its
-processes as ``python -m generator.train_main --config-json FILE``: the configuration comes from the file
+group and rank 0 prints the card (see distributed.py). `ghostwrite train --nproc N` starts its
+processes as ``python -m generator.training.main --config-json FILE``: the configuration comes from the file
 and the outcome (card or error) goes to the file named by GHOSTWRITE_DDP_RESULT.
 """
 
@@ -15,8 +15,8 @@ import sys
 
 
 def _child(path: str) -> int:
+    from ..errors import GhostwriteError
     from . import distributed
-    from .errors import GhostwriteError
     from .trainer import TrainConfig, train
 
     try:
@@ -38,13 +38,13 @@ def main(argv: list[str] | None = None) -> int:
         return _child(argv[1])
     import typer
 
-    from .cli import err, train_command
-    from .errors import GhostwriteError
+    from ..cli import err, train_command
+    from ..errors import GhostwriteError
 
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(train_command)
     try:
-        app(argv, prog_name="python -m generator.train_main")  # exits itself (usage errors: code 2)
+        app(argv, prog_name="python -m generator.training.main")  # exits itself (usage errors: code 2)
     except GhostwriteError as e:
         err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         return 2

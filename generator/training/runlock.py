@@ -11,8 +11,8 @@ import fcntl
 import os
 import threading
 
-from .errors import GhostwriteError
-from .paths import runs_dir
+from ..errors import GhostwriteError
+from ..paths import runs_dir
 
 _HELD: dict[str, list] = {}  # lock file → [descriptor, holders] in this process
 _HELD_GUARD = threading.Lock()

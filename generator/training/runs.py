@@ -18,14 +18,14 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint, registry
-from .corpus import load_corpus, split_text
+from .. import checkpoint, registry
+from ..corpus import load_corpus, split_text
+from ..errors import GhostwriteError
+from ..paths import atomic_write_bytes, atomic_write_text, runs_dir
+from ..tokenizers import tokenizer_from_dict, train_tokenizer
+from ..tokenizers.char import char_counts
 from .data import iter_text_file, read_tokens, text_chunks, write_tokens
-from .errors import GhostwriteError
-from .paths import atomic_write_bytes, atomic_write_text, runs_dir
 from .runlock import RunLock
-from .tokenizers import tokenizer_from_dict, train_tokenizer
-from .tokenizers.char import char_counts
 
 
 @dataclass
@@ -62,7 +62,7 @@ def load_base(cfg, train_counts: Callable[[], dict[str, int]]):
     gains the characters of the training split it lacks (appended, so every base id stays) and the weights
     rows for them (model.grow_vocab): fine-tuning never trains on the unknown symbol. SentencePiece keeps
     its vocabulary: byte fallback spells an unseen character as its UTF-8 byte pieces, never unknown."""
-    from .model import ModelConfig, grow_vocab
+    from ..model import ModelConfig, grow_vocab
 
     bname, bver = registry.resolve(cfg.base)
     bdir = registry.model_dir(bname, bver)
@@ -175,7 +175,7 @@ def tokenizer_meta(tok, folder: Path, val_chars: int) -> dict:
 def large_corpus_file(spec: str) -> tuple[Path, str, dict] | None:
     """(text file, corpus name, known info) when the corpus is one file above STREAM_BYTES: a path, or
     a registered corpus (whose text.txt is already normalised). Same precedence as `load_corpus`."""
-    from .corpus import _looks_like_path, corpus_exists, corpus_info
+    from ..corpus import _looks_like_path, corpus_exists, corpus_info
 
     s = os.fspath(spec)
     p = Path(s).expanduser()
@@ -203,7 +203,7 @@ def prepare_streaming(cfg, path: Path, corpus_name: str, known: dict, claimed: l
     SentencePiece vocabularies are learnt from a sample spread over the training split."""
     import hashlib
 
-    from .corpus import MIN_TRAIN_CHARS, MIN_VAL_CHARS, detect_lang, split_text
+    from ..corpus import MIN_TRAIN_CHARS, MIN_VAL_CHARS, detect_lang, split_text
 
     t_prepare = time.monotonic()
     name = registry.check_name(cfg.name or (cfg.base and registry.parse_spec(cfg.base)[0]) or corpus_name)
@@ -263,7 +263,7 @@ SAMPLE_CHARS = 32_000_000  # what word / SentencePiece vocabularies of a streame
 
 
 def _streamed_tokenizer(cfg, path: Path, n_train: int, train_bytes: int, lang: str | None):
-    from .tokenizers import CharTokenizer
+    from ..tokenizers import CharTokenizer
 
     kind = cfg.tokenizer or "char"
     if kind == "char":  # exact: the character counts of the whole training split
@@ -277,8 +277,8 @@ def _streamed_tokenizer(cfg, path: Path, n_train: int, train_bytes: int, lang: s
     sample = sample_text(path, n_train, train_bytes, SAMPLE_CHARS)
     vocab = cfg.vocab_size
     if kind == "sp" and vocab is None:  # sized for the whole split, not for the sample
-        from .tokenizers.base import is_cjk_heavy
-        from .tokenizers.sp import CJK_COVERAGE, default_vocab_size, required_chars
+        from ..tokenizers.base import is_cjk_heavy
+        from ..tokenizers.sp import CJK_COVERAGE, default_vocab_size, required_chars
 
         counts = char_counts(sample)
         cjk = (lang or "").lower().split("-")[0] in ("zh", "ja", "ko") or is_cjk_heavy(sample)
@@ -324,7 +324,7 @@ def corpus_ref(spec: str) -> str:
 
 def eval_text_for(lm, text_path: Path | None, corpus_name: str | None) -> tuple[str, str]:
     """The text `ghostwrite eval` scores: a file, a corpus, or by default the model's validation split."""
-    from .corpus import read_text_file
+    from ..corpus import read_text_file
 
     if text_path is not None:
         return read_text_file(text_path), str(text_path)

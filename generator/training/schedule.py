@@ -221,9 +221,9 @@ def reprobe(trainer, why: str, now: float) -> bool:
     True when the model was rebuilt."""
     import torch
 
+    from ..model import ModelConfig
     from .autosize import params
     from .autosize import reprobe as probe_again
-    from .model import ModelConfig
 
     cfg, mc, b, w = trainer.cfg, trainer.model.config, trainer.budget, trainer.watch
     settings = tuple(trainer.tr.get(k) for k in ("threads", "mkldnn", "amp"))

@@ -5,7 +5,7 @@ periodic validation, early stopping, atomic checkpoints with exact resume, and a
 progress) until it finishes and its best weights are published to the registry as a new version.
 With `max_time`, the step time measured over a sliding window sets the number of steps, re-estimated
 as the machine gets slower or faster, so that training uses the budget; the learning rate stays a smooth,
-falling function of the step that a resumed run follows (generator/schedule.py).
+falling function of the step that a resumed run follows (schedule.py).
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from typing import Callable
 
 import torch
 
-from . import checkpoint, distributed, runs, schedule
+from .. import checkpoint
+from ..device import configure_cpu, pick
+from ..errors import GhostwriteError
+from ..model import PRESETS, LSTMLanguageModel, ModelConfig, detach_hidden
+from . import distributed, runs, schedule
 from .autosize import Watch
 from .autosize import plan as auto_plan
-from .device import configure_cpu, pick
-from .errors import GhostwriteError
 from .evaluate import chars_scored, report, score_tokens
-from .model import PRESETS, LSTMLanguageModel, ModelConfig, detach_hidden
 from .schedule import FINAL_EVAL_TOKENS, QUICK_VAL_TOKENS, Budget
 
 
@@ -154,7 +155,7 @@ class Trainer:
         self.meta["model"] = mc.to_dict()
         self.meta["train"] = tr
         if self.device.type == "cpu":
-            from .device import threads_forced
+            from ..device import threads_forced
 
             if tr.get("threads") and not threads_forced():  # what autosize measured (also on resume)
                 torch.set_num_threads(tr["threads"])
@@ -203,7 +204,7 @@ class Trainer:
                 schedule.fix(sched, cfg.max_steps, self.step, cfg.eval_every)
         main = self.dist is None or self.dist.is_main  # rank 0 paces the run; agree() tells the others
         if self.plan is not None and self.dist is None and cfg.max_time is not None:
-            from .device import threads_forced
+            from ..device import threads_forced
 
             self.watch = Watch(cfg.max_time, not threads_forced(), self.plan.probe_s)
         self.model.train()
@@ -370,7 +371,7 @@ class Trainer:
     def _int8_check(self) -> tuple[bool, float]:
         """int8 dynamic quantization serves on the CPU only if it stays within 0.02 bits/char of fp32
         on (a slice of) the validation split."""
-        from .inference import quantize_int8
+        from ..generation.fastlstm import quantize_int8
 
         toks = self.val_tokens[:32_768]
         n_chars = lambda n: chars_scored(self.run.val_text_len, len(self.val_tokens), n)

@@ -11,8 +11,8 @@ import time
 import pytest
 
 import generator
-from generator import batching
-from generator.fastlstm import FastLSTM
+from generator.generation import engine as batching
+from generator.generation.fastlstm import FastLSTM
 
 
 def _broken(*args, **kwargs):

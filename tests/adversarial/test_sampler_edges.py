@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import generator
-from generator import fastloop
-from generator.choosing import LogitsProcessor, sample_rows
+from generator.generation import fastloop
+from generator.generation.sampling import LogitsProcessor, sample_rows
 from generator.errors import GhostwriteError
-from generator.sampling import SamplingSettings
+from generator.generation.settings import SamplingSettings
 
 RUNS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 TINY = 5e-324  # the smallest subnormal double

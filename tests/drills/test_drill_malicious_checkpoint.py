@@ -80,7 +80,7 @@ def _refused(fn) -> str:
 def test_malicious_model_files_are_refused_on_every_load_path(tiny_model, tiny_corpus, session_home, fresh_home):
     from bot.service import ContinuationService, Request
     from bot.store import Store
-    from generator.trainer import TrainConfig, train
+    from generator.training.trainer import TrainConfig, train
 
     src = session_home / "models" / "tiny" / f"v{tiny_model['version']}"
     good = (src / "model.pt").read_bytes()

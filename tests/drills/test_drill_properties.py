@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generator.errors import GhostwriteError
-from generator.sampling import MAX_LENGTH, UNITS, SamplingSettings
+from generator.generation.settings import MAX_LENGTH, UNITS, SamplingSettings
 from generator.tokenizers import UNK_TEXT, tokenizer_from_dict, train_tokenizer
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n"
