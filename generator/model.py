@@ -77,12 +77,6 @@ class LSTMLanguageModel(nn.Module):
         if not self.tied:
             nn.init.uniform_(self.head.weight, -bound, bound)
 
-    def init_hidden(self, batch_size: int, device=None) -> Hidden:
-        c = self.config
-        shape = (c.num_layers, batch_size, c.hidden_size)
-        device = device or self.embed.weight.device
-        return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
-
     def forward(self, idx: torch.Tensor, hidden: Hidden | None = None, targets: torch.Tensor | None = None):
         """idx: (batch, time) token ids. Returns (logits (batch, time, vocab), new hidden, loss or None)."""
         x = self.drop(self.embed(idx))

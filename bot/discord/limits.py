@@ -75,10 +75,6 @@ class GenerationGate:
         self._avg = float(initial_estimate)  # moving average of a generation's duration
         self._cond = asyncio.Condition()
 
-    @property
-    def average_seconds(self) -> float:
-        return self._avg
-
     def estimate_wait(self) -> int:
         """Seconds until a new request would likely start."""
         ahead = self.waiting + 1

@@ -165,9 +165,6 @@ class TableTokenizer(Tokenizer):
     def stream_decoder(self) -> StreamDecoder:
         return StreamDecoder(self._itos, self.unk_text)
 
-    def id_to_text(self, i: int) -> str:
-        return self._itos[i] if 0 <= i < len(self._itos) else self.unk_text
-
 
 def check_dict(d: Any, kind: str) -> None:
     if not isinstance(d, dict) or d.get("kind") != kind:

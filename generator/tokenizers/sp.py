@@ -282,11 +282,6 @@ class SentencePieceTokenizer(Tokenizer):
     def stream_decoder(self) -> StreamDecoder:
         return _SPStreamDecoder(self._table, self.unk_text)
 
-    def id_to_text(self, i: int) -> str:
-        """The text of one token on its own (a byte token gives "" or U+FFFD: it is part of a character)."""
-        v = self._table[i] if 0 <= i < len(self._table) else self.unk_text
-        return bytes([v]).decode("utf-8", "replace") if isinstance(v, int) else v
-
     def byte_piece_shares(self, ids: np.ndarray, n_chars: int, block: int = 1 << 24) -> dict[str, float]:
         """The share of tokens that are byte pieces, and of characters spelled in them (a character in
         bytes starts with one byte piece that is not a UTF-8 continuation byte)."""

@@ -343,13 +343,6 @@ def write_progress(folder: Path, progress: dict) -> None:
     atomic_write_text(folder / "progress.json", json.dumps({**progress, "time": time.time()}))
 
 
-def read_progress(name: str) -> dict | None:
-    try:
-        return json.loads((runs_dir() / name / "progress.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def plot_curve(curve: dict, path: Path, title: str) -> None:
     import io
 
