@@ -23,7 +23,20 @@ from dataclasses import dataclass, field
 import generator
 from generator import registry
 from generator.errors import GhostwriteError
-from generator.generation.settings import MAX_PROMPT_CHARS, SamplingSettings, check_prompt
+from generator.generation.settings import (  # noqa: F401 - the settings contract, re-exported for frontends
+    CONTEXT_CHARS,
+    MAX_LENGTH,
+    MAX_PROMPT_CHARS,
+    SETTINGS,
+    UNITS,
+    SamplingSettings,
+    Setting,
+    check_prompt,
+    footer_parts,
+    json_schema,
+    settings_line,
+)
+from generator.generation.settings import lookup as lookup_setting  # noqa: F401
 from generator.paths import home
 
 log = logging.getLogger("ghostwrite.service")
@@ -88,7 +101,8 @@ class ContinuationService:
         self._store = store
         self.default_model = default_model or os.environ.get("GHOSTWRITE_MODEL") or None
         self.device = device
-        self.max_prompt_chars = MAX_PROMPT_CHARS
+        self.max_prompt_chars = MAX_PROMPT_CHARS  # the service's limits, read by frontends
+        self.story_context_chars = CONTEXT_CHARS  # how much of a story's end a continuation sees
         self._models: dict[tuple[str, int], object] = {}
         self._load_lock = threading.Lock()
         self._store_lock = threading.Lock()
