@@ -18,7 +18,7 @@ from rich.console import Console
 from bot.repl import commands
 from bot.repl.session import ReplSession
 from bot.repl.story import Story, escape_line, joiner, unescape_line
-from bot.service import Result
+from bot.service import CONTEXT_CHARS, MAX_PROMPT_CHARS, SETTINGS, Result
 from generator.errors import GhostwriteError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,7 +65,8 @@ class FakeStore:
 
 
 class FakeService:
-    max_prompt_chars = 20_000
+    max_prompt_chars = MAX_PROMPT_CHARS
+    story_context_chars = CONTEXT_CHARS
 
     def __init__(self, pieces=("Once", " upon", " a time."), **kw):
         self.pieces = list(pieces)
@@ -188,12 +189,12 @@ def test_unknown_and_ambiguous_commands_are_one_line_hints():
 @pytest.mark.parametrize("line, expected", [
     ("/set temperature -1", "temperature must be between 0"),
     ("/set top_p 2", "top_p must be in (0, 1]"),
-    ("/set top_k 1.5", "top_k must be a number"),
+    ("/set top_k 1.5", "top_k must be a whole number"),
     ("/set penalty 0", "repetition_penalty must be in (0, 10]"),
     ("/set length 0", "length must be between 1 and 20,000 chars"),
     ("/set unit lines", "unit must be one of"),
     ("/set unit paragraphs", "set both, e.g. /set length 3 paragraphs"),
-    ("/set seed abc", "seed must be a number"),
+    ("/set seed abc", "seed must be a whole number"),
     ("/set colour red", "unknown setting 'colour'"),
     ("/set temperature", "usage: /set temperature VALUE"),
 ])
@@ -210,8 +211,8 @@ def test_set_values():
     for line in ("/set temperature 0.5", "/set top_k 40", "/set parameter top_p 0.9", "/set penalty 1.2",
                  "/set length 3 sentences", "/set seed 7"):
         commands.handle(s, line)
-    assert s.settings == {"temperature": 0.5, "top_k": 40, "top_p": 0.9, "repetition_penalty": 1.2,
-                          "length": 3, "unit": "sentences", "seed": 7}
+    assert s.settings == {**{st.name: st.default for st in SETTINGS}, "temperature": 0.5, "top_k": 40,
+                          "top_p": 0.9, "repetition_penalty": 1.2, "length": 3, "unit": "sentences", "seed": 7}
     commands.handle(s, "/set seed random")
     commands.handle(s, "/set unit word")
     assert s.settings["seed"] is None and s.settings["unit"] == "words"
@@ -257,7 +258,7 @@ def test_story_prompt_is_the_tail():
     s = make(svc)
     commands.handle(s, "a" * 3000)
     commands.handle(s, "b")
-    assert len(svc.requests[-1].prompt) == 4000 and svc.requests[-1].prompt.endswith("x b")
+    assert len(svc.requests[-1].prompt) == CONTEXT_CHARS == 4000 and svc.requests[-1].prompt.endswith("x b")
 
 
 def test_single_mode_each_prompt_stands_alone():

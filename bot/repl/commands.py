@@ -14,9 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.repl.session import MODEL_STYLE, MODES, NOTE_STYLE, USER_STYLE, ReplSession
-from bot.repl.story import CONTEXT_CHARS
 from generator.errors import GhostwriteError
-from generator.generation.settings import MAX_LENGTH, UNITS, SamplingSettings
+from bot.service import SETTINGS, SamplingSettings, lookup_setting, settings_line
 from generator.paths import atomic_write_text
 
 
@@ -192,27 +191,22 @@ def models_cmd(s: ReplSession, arg: str) -> None:
     s.say(table)
 
 
-SET_KEYS = {
-    "temperature": "temperature", "temp": "temperature", "t": "temperature",
-    "top_k": "top_k", "top-k": "top_k", "topk": "top_k", "k": "top_k",
-    "top_p": "top_p", "top-p": "top_p", "topp": "top_p", "p": "top_p",
-    "penalty": "repetition_penalty", "repetition_penalty": "repetition_penalty",
-    "repetition-penalty": "repetition_penalty", "rep": "repetition_penalty",
-    "length": "length", "len": "length", "n": "length",
-    "unit": "unit", "units": "unit",
-    "seed": "seed",
-}
-SHOWN_KEYS = "temperature|top_k|top_p|penalty|length|unit|seed"
+# every spelling /set takes (temperature, temp, t, top-k, k, penalty, rep, ...), from the settings contract
+SET_KEYS = {word: st.name for st in SETTINGS for word in st.spellings}
+SHOWN_KEYS = "|".join(st.shown_name for st in SETTINGS)
+_NONE_WORDS = ("none", "random", "off", "-")  # an optional setting's None (seed: a random one)
 
 
-def _unit(word: str) -> str:
+def _choice(name: str, word: str) -> str:
+    """A choice as written (`sentence`, `Words`, `character`) made the contract's (`sentences`)."""
     w = word.lower()
-    for u in UNITS:
-        if w in (u, u.rstrip("s"), u[:-1] if u.endswith("s") else u):
-            return u
-    if w in ("char", "character", "characters"):
-        return "chars"
+    for c in SETTINGS_BY_NAME[name].choices:
+        if w in (c, c.rstrip("s")) or (c == "chars" and w in ("character", "characters")):
+            return c
     return w  # SamplingSettings says what is allowed
+
+
+SETTINGS_BY_NAME = {st.name: st for st in SETTINGS}
 
 
 @command("set", f"/set {SHOWN_KEYS} VALUE", "change a sampling setting (/set alone shows them)")
@@ -223,19 +217,20 @@ def set_cmd(s: ReplSession, arg: str) -> None:
     if not words:
         show_settings(s)
         return
-    key = SET_KEYS.get(words[0].lower())
-    if key is None:
+    setting = lookup_setting(words[0])
+    if setting is None:
         raise GhostwriteError(f"unknown setting {words[0]!r}: use {SHOWN_KEYS}")
+    key = setting.name
     if len(words) < 2:
         raise GhostwriteError(f"usage: /set {words[0]} VALUE")
     value: object = words[1]
     new = dict(s.settings)
-    if key == "seed":
-        value = None if words[1].lower() in ("none", "random", "off", "-") else words[1]
-    elif key == "unit":
-        value = _unit(words[1])
-    elif key == "length" and len(words) > 2:
-        new["unit"] = _unit(words[2])
+    if setting.optional and words[1].lower() in _NONE_WORDS:
+        value = None
+    elif setting.choices:
+        value = _choice(key, words[1])
+    if setting.per_unit is not None and len(words) == 3:  # /set length 3 sentences: its cap is per unit
+        new["unit"] = _choice("unit", words[2])
     elif len(words) > 2:
         raise GhostwriteError(f"usage: /set {words[0]} VALUE (one value)")
     new[key] = value
@@ -243,21 +238,13 @@ def set_cmd(s: ReplSession, arg: str) -> None:
         s.settings = SamplingSettings.from_dict(new).to_dict()
     except GhostwriteError as e:
         msg = str(e)
-        if key == "unit" and msg.startswith("length"):
-            u = new["unit"]
-            msg = (f"{new['length']} is too long in {u} (at most {MAX_LENGTH.get(u, '?'):,}): "
-                   f"set both, e.g. /set length 3 {u}")
+        capped = [o for o in SETTINGS if o.per_unit is not None and msg.startswith(o.name)]
+        if setting.choices and capped:  # the unit is fine, the length is not in it
+            o, u = capped[0], str(value)
+            msg = (f"{new[o.name]} is too long in {u} (at most {o.cap(u):,}): "
+                   f"set both, e.g. /set {o.shown_name} 3 {u}")
         raise GhostwriteError(msg) from None
     s.note("(" + settings_line(s.settings) + ")")
-
-
-def settings_line(st: dict) -> str:
-    parts = [f"temperature {st['temperature']:g}" + (" (greedy)" if st["temperature"] == 0 else ""),
-             f"top_k {st['top_k']}" + (" (off)" if not st["top_k"] else ""),
-             f"top_p {st['top_p']:g}", f"penalty {st['repetition_penalty']:g}",
-             f"length {st['length']:,} {st['unit']}",
-             f"seed {st['seed'] if st['seed'] is not None else 'random'}"]
-    return " · ".join(parts)
 
 
 def show_settings(s: ReplSession) -> None:
@@ -268,7 +255,7 @@ def show_settings(s: ReplSession) -> None:
 def show_cmd(s: ReplSession, arg: str) -> None:
     show_settings(s)
     s.say(f"mode {s.mode} · story {len(s.story):,} chars (the model sees the last "
-          f"{min(len(s.story), CONTEXT_CHARS):,})")
+          f"{min(len(s.story), s.svc.story_context_chars):,})")
     card = s.svc.card(s.model_spec)
     m = card.get("model") or {}
     tok = card.get("tokenizer") or {}

@@ -18,7 +18,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.style import Style
 
-from bot.repl.story import CONTEXT_CHARS, Story, Turn, escape_line
+from bot.repl.story import Story, Turn, escape_line
 from bot.service import Request, Result, clean_text
 from generator.errors import GhostwriteError
 from generator.generation.settings import SamplingSettings, check_prompt
@@ -211,8 +211,8 @@ class ReplSession:
     def generate(self, turn: Turn, parent_id: int | None) -> Result | None:
         """Continue the story (whose last turn is `turn`); fills in the turn. None when it could not
         start (the reason is shown)."""
-        limit = min(CONTEXT_CHARS, int(getattr(self.svc, "max_prompt_chars", CONTEXT_CHARS) or CONTEXT_CHARS))
-        req = Request(prompt=self.story.tail(limit), model=self.model_spec, settings=dict(self.settings),
+        prompt = self.story.tail(self.svc.story_context_chars)  # the end of the story, as much as the model sees
+        req = Request(prompt=prompt, model=self.model_spec, settings=dict(self.settings),
                       source="repl", user_name=self.user_name, parent_id=parent_id)
         result = self._run(req)
         if result is None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-CONTEXT_CHARS = 4_000  # the tail of the story sent as the prompt (the generator primes on as much)
 _NO_SPACE_BEFORE = set(",.;:!?)]}’”…")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~])")
 _MD_LINE_START = re.compile(r"^(\s*)([-+]|\d+[.)])(?=\s)", re.M)
@@ -52,7 +51,7 @@ class Story:
     def text(self) -> str:
         return "".join(t.text for t in self.turns)
 
-    def tail(self, n: int = CONTEXT_CHARS) -> str:
+    def tail(self, n: int) -> str:
         return self.text()[-n:] if n > 0 else ""
 
     def add(self, user_text: str) -> Turn:

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import IO
 
-from bot.repl.commands import COMMANDS, SET_KEYS, handle
+from bot.repl.commands import COMMANDS, handle
 from bot.repl.session import ReplSession
 from generator.errors import GhostwriteError
 
@@ -103,7 +103,7 @@ class _Completer(_completer_base()):
     def get_completions(self, document, complete_event):
         from prompt_toolkit.completion import Completion
 
-        from generator.generation.settings import UNITS
+        from bot.service import SETTINGS, lookup_setting
 
         text = document.text_before_cursor
         if not text.startswith("/"):
@@ -112,9 +112,11 @@ class _Completer(_completer_base()):
         if len(words) == 1:
             options = ["/" + name for name in COMMANDS]
         elif len(words) == 2 and words[0] in ("/set",):
-            options = [k for k in ("temperature", "top_k", "top_p", "penalty", "length", "unit", "seed")]
-        elif len(words) == 3 and words[0] == "/set" and SET_KEYS.get(words[1]) == "unit":
-            options = list(UNITS)
+            options = [st.shown_name for st in SETTINGS]  # the settings contract's
+        elif len(words) == 3 and words[0] == "/set" and (st := lookup_setting(words[1])) and st.choices:
+            options = list(st.choices)
+        elif len(words) == 4 and words[0] == "/set" and (st := lookup_setting(words[1])) and st.per_unit:
+            options = list(st.per_unit)  # /set length 3 sentences
         elif len(words) == 2 and words[0] == "/model":
             try:
                 options = [c["name"] for c in self.session.svc.models()]
