@@ -19,9 +19,8 @@ from rich.console import Console
 from rich.style import Style
 
 from bot.repl.story import Story, Turn, escape_line
-from bot.service import Request, Result, clean_text
+from bot.service import Request, Result, SamplingSettings, check_prompt, clean_text
 from generator.errors import GhostwriteError
-from generator.generation.settings import SamplingSettings, check_prompt
 
 log = logging.getLogger("ghostwrite.repl")
 
