@@ -14,8 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.repl.session import MODEL_STYLE, MODES, NOTE_STYLE, USER_STYLE, ReplSession
-from generator.errors import GhostwriteError
 from bot.service import SETTINGS, SamplingSettings, lookup_setting, settings_line
+from generator.errors import GhostwriteError
 from generator.paths import atomic_write_text
 
 
