@@ -31,6 +31,7 @@ from bot.discord.config import DiscordConfig
 from bot.discord.errors import Refused, error_text
 from bot.discord.info import InfoMixin
 from bot.discord.limits import Busy, GenerationGate, OnCooldown, UserCooldown
+from bot.discord.options import SAMPLING_KEYS, with_settings
 from bot.discord.replies import InteractionSurface, MessageSurface, StreamingReply, Surface, surface_for
 from bot.discord.story import StoryMixin
 from bot.discord.views import GenerationButton, generation_view
@@ -38,10 +39,8 @@ from generator.errors import GhostwriteError
 
 log = logging.getLogger("ghostwrite.discord")
 
-SAMPLING_KEYS = ("temperature", "top_k", "top_p", "repetition_penalty", "length", "unit")
 FEEDBACK = {"👍": 1, "👎": -1}
 _SKIN_TONES = re.compile("[\U0001F3FB-\U0001F3FF]")
-Units = typing.Literal["chars", "words", "sentences", "paragraphs", "tokens"]
 
 
 def feedback_value(emoji: str) -> int | None:
@@ -302,16 +301,11 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
 
     # ------------------------------------------------------------------ /continue
     @commands.hybrid_command(name="continue", aliases=["cont"])
-    @app_commands.describe(prompt="The text to continue", model="Model name or name@vN",
-                           length="How much to write", unit="What length counts",
-                           temperature="Higher is wilder (0.05–3)")
-    async def continue_(self, ctx: commands.Context, *, prompt: str, model: str | None = None,
-                        length: commands.Range[int, 1, 5000] = None, unit: Units | None = None,
-                        temperature: commands.Range[float, 0.05, 3.0] = None):
+    @with_settings(prompt="The text to continue", model="Model name or name@vN")  # + one option per setting
+    async def continue_(self, ctx: commands.Context, *, prompt: str, model: str | None, settings: dict):
         """Continue your text in the voice of a model."""
-        overrides = {"length": length, "unit": unit, "temperature": temperature}
         await self.run_generation(surface_for(ctx), ctx.author, ctx.guild.id if ctx.guild else None,
-                                  ctx.channel.id, prompt, model=model, overrides=overrides)
+                                  ctx.channel.id, prompt, model=model, overrides=settings)
 
     @continue_.autocomplete("model")
     async def _model_autocomplete(self, interaction: discord.Interaction, current: str):
@@ -330,11 +324,10 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
             await surface.fail("That continuation is no longer stored.")
             return
         settings = {k: v for k, v in (gen.params or {}).items() if k in SAMPLING_KEYS}
-        limit = int(getattr(self.svc, "max_prompt_chars", 2000) or 2000)
         if action == "retry":
             prompt, shown = gen.prompt, gen.prompt
-        else:
-            prompt = (gen.prompt + gen.output)[-limit:]
+        else:  # the end of the text so far, as much as a story's continuation sees
+            prompt = (gen.prompt + gen.output)[-self.svc.story_context_chars:]
             shown = prompt
         await self.run_generation(surface, interaction.user, interaction.guild_id, interaction.channel_id,
                                   prompt, model=gen.model, overrides=settings, parent_id=gen.id, shown=shown)

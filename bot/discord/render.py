@@ -12,6 +12,8 @@ import re
 
 import discord
 
+from bot.service import footer_parts
+
 MESSAGE_LIMIT = 2000
 # Pages are cut shorter than the limit so that a footer or a "still writing" marker always fits on the last
 # page: a page never has to be re-split once a later page exists, so streamed pages settle.
@@ -101,17 +103,10 @@ def body_text(prompt: str, continuation: str) -> str:
 
 def footer(model: str, version: int | None, settings: dict, *, status: str = "complete",
            generation_id: int | None = None) -> str:
-    """`-# shakespeare v3 · 0.8 temp · 200 chars · #42` (Discord's small-text line)."""
+    """`-# shakespeare v3 · temp 0.8 · 200 chars · #42` (Discord's small-text line)."""
     name = escape(model)
     parts = [f"{name} v{version}" if version is not None else name]
-    if settings.get("temperature") is not None:
-        parts.append(f"temp {float(settings['temperature']):g}")
-    if settings.get("top_k"):
-        parts.append(f"top-k {settings['top_k']}")
-    if settings.get("top_p") not in (None, 1, 1.0):
-        parts.append(f"top-p {float(settings['top_p']):g}")
-    if settings.get("length") is not None:
-        parts.append(f"{settings['length']} {settings.get('unit') or 'chars'}")
+    parts += footer_parts(settings)  # as the settings contract shows them: off values left out
     if status == "interrupted":
         parts.append("interrupted")
     elif status == "error":

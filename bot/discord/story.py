@@ -13,7 +13,6 @@ from bot.discord import render
 from bot.discord.compat import commands
 from bot.discord.replies import surface_for
 
-STORY_CONTEXT = 2000     # characters of the story the model sees when it continues it
 SHOW_PAGES = 3           # /story show posts at most this many messages (the end of the story)
 
 
@@ -56,7 +55,7 @@ class StoryMixin:
 
     async def _continue_story(self, ctx: commands.Context, story_id: int, text: str, shown: str) -> None:
         result = await self.run_generation(surface_for(ctx), ctx.author, ctx.guild.id, ctx.channel.id,
-                                           text[-STORY_CONTEXT:], shown=shown)
+                                           text[-self.svc.story_context_chars:], shown=shown)
         if result is not None and result.text and result.status in ("complete", "interrupted"):
             await self.io(self.store.append_story, story_id, result.text)
 

@@ -14,8 +14,9 @@ service can store them with every generation.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import GhostwriteError
 
@@ -154,6 +155,10 @@ def _shown(value: Any) -> str:
 
 
 SETTINGS: tuple[Setting, ...] = (
+    Setting("length", int, 200, "How much to write, counted in unit (the cap depends on the unit)",
+            low=1, high=max(MAX_LENGTH.values()), per_unit=MAX_LENGTH, aliases=("len", "n"), short_flag="-l",
+            line="length {:,} {unit}", footer="{} {unit}"),
+    Setting("unit", str, "chars", "What length counts", choices=UNITS, aliases=("units",), short_flag="-u"),
     Setting("temperature", float, 0.8, "Higher is wilder, lower is safer; 0 = greedy (always the likeliest)",
             low=0, high=10, meaning={0: "greedy"}, aliases=("temp", "t"), short_flag="-t",
             line="temperature {:g}", footer="temp {:g}"),
@@ -164,11 +169,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("repetition_penalty", float, 1.0, "Above 1 makes the recent tokens less likely again (1 = off)",
             low=0, high=10, low_open=True, meaning={1: "off"}, label="penalty", aliases=("rep",),
             line="penalty {:g}", footer="penalty {:g}"),
-    Setting("length", int, 200, "How much to write, counted in unit (the cap depends on the unit)",
-            low=1, high=max(MAX_LENGTH.values()), per_unit=MAX_LENGTH, aliases=("len", "n"), short_flag="-l",
-            line="length {:,} {unit}", footer="{} {unit}"),
-    Setting("unit", str, "chars", "What length counts", choices=UNITS, aliases=("units",), short_flag="-u"),
-    Setting("seed", int, None, "Same seed and settings, same text (default: a random seed)",
+    Setting("seed", int, None, "Same seed and settings → same text",
             low=0, high=2**63 - 1, optional=True, meaning={None: "random"}, line="seed {}", server=False),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -202,7 +203,7 @@ class SamplingSettings:
         raise AttributeError(name)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> "SamplingSettings":
+    def from_dict(cls, d: Mapping[str, Any] | None) -> SamplingSettings:
         d = dict(d or {})
         for s in SETTINGS:  # the label spelling (`penalty`) is accepted for the name
             if s.label and s.label in d and s.name not in d:
@@ -212,7 +213,7 @@ class SamplingSettings:
     def to_dict(self) -> dict:
         return {s.name: getattr(self, s.name) for s in SETTINGS}
 
-    def validate(self) -> "SamplingSettings":
+    def validate(self) -> SamplingSettings:
         for s in _CHECK_ORDER:
             setattr(self, s.name, s.check(getattr(self, s.name), unit=getattr(self, "unit", None)))
         return self

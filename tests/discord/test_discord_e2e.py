@@ -111,7 +111,7 @@ async def test_slash_continue_streams_into_one_message(live):
     assert gen.prompt == "ROMEO:" and gen.status == "complete" and len(gen.output) == 1500
     assert (gen.user_id, gen.guild_id, gen.channel_id) == (str(USER_ID), str(GUILD_ID), str(CHANNEL_ID))
     assert gen.message_id == live.server.originals[payload["token"]]
-    assert final.text.endswith(f"-# tiny v{gen.model_version} · temp 0.8 · 1500 chars · #{gen.id}")
+    assert final.text.endswith(f"-# tiny v{gen.model_version} · 1500 chars · temp 0.8 · #{gen.id}")
     assert [b["custom_id"] for b in final.payload["components"][0]["components"]] == [
         f"gw:retry:{gen.id}", f"gw:more:{gen.id}"]
 

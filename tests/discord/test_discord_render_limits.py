@@ -45,7 +45,7 @@ def test_split_pages_are_stable_while_text_grows():
 
 def test_render_pages_bold_prompt_footer_and_limit():
     foot = render.footer("shakespeare", 3, {"temperature": 0.8, "length": 200, "unit": "chars"}, generation_id=7)
-    assert foot == "-# shakespeare v3 · temp 0.8 · 200 chars · #7"
+    assert foot == "-# shakespeare v3 · 200 chars · temp 0.8 · #7"  # the settings in the contract's order
     pages = render.render_pages("To *be*", " or not to be", foot)
     assert pages == ["**To \\*be\\*** or not to be\n" + foot]
     long = render.render_pages("Start", " and then. " * 500, foot)

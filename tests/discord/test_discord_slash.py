@@ -27,7 +27,7 @@ async def test_continue_defers_first_streams_edits_and_finishes_with_footer_and_
     assert all(c.payload["allowed_mentions"] == NONE for c in calls[1:])
     (gen,) = rows(store)
     assert final.content.startswith("**Once upon**")
-    assert final.content.endswith(f"-# bard v1 · temp 0.5 · 200 chars · #{gen.id}")
+    assert final.content.endswith(f"-# bard v1 · 200 chars · temp 0.5 · #{gen.id}")
     buttons = [b["custom_id"] for row in final.payload["components"] for b in row["components"]]
     assert buttons == [f"gw:retry:{gen.id}", f"gw:more:{gen.id}"]
     assert gen.status == "complete" and len(gen.output) == 200
@@ -167,10 +167,12 @@ async def test_models_lists_cards(harness):
 
 
 def test_command_schema_snapshot(slash_bot):
+    from bot.service import SETTINGS
+
     cont = slash_bot.tree.get_command("continue").to_dict(slash_bot.tree)
+    kind = {int: 4, float: 10, str: 3}  # Discord's INTEGER, NUMBER, STRING
     assert [(o["name"], o["type"], o["required"]) for o in cont["options"]] == [
-        ("prompt", 3, True), ("model", 3, False), ("length", 4, False), ("unit", 3, False),
-        ("temperature", 10, False)]
+        ("prompt", 3, True), ("model", 3, False)] + [(s.name, kind[s.type], False) for s in SETTINGS]
     assert cont["options"][1]["autocomplete"] is True
     names = sorted(c.name for c in slash_bot.tree.get_commands())
     assert names == ["continue", "forget", "history", "models", "retrain", "settings", "story"]
