@@ -76,13 +76,15 @@ class LogitsProcessor:
             logits = torch.where(seen, pen, logits)
         if s.temperature == 0:
             return int(torch.argmax(logits))
-        logits = logits / self.temp1
-        idx = None
-        if s.top_k and s.top_k < logits.numel():
-            logits, idx = torch.topk(logits, s.top_k)  # sorted, largest first
+        # top-k and top-p rank the scores before the temperature divides them (the same order: T > 0), so
+        # a row that overflows when divided by a tiny T still knows its most likely token (`_last_live`)
+        scores, idx = logits, None
+        if s.top_k and s.top_k < scores.numel():
+            scores, idx = torch.topk(scores, s.top_k)  # sorted, largest first
+        if s.top_p < 1.0 and idx is None:
+            scores, idx = torch.sort(scores, descending=True)
+        logits = scores / self.temp1
         if s.top_p < 1.0:
-            if idx is None:
-                logits, idx = torch.sort(logits, descending=True)
             probs = torch.softmax(logits, dim=-1)
             keep = torch.cumsum(probs, dim=-1) - probs < s.top_p
             keep[0] = True  # the most likely token, even where top_p rounds to 0 in float32 or probs are NaN
@@ -91,7 +93,7 @@ class LogitsProcessor:
         u = self.uniform()
         j = int(torch.searchsorted(cdf, u, right=True))
         if j >= cdf.numel():
-            j = _last_live(cdf, u, logits)
+            j = _last_live(cdf, u, scores)
         return int(idx[j]) if idx is not None else j
 
 

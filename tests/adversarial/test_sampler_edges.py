@@ -123,3 +123,12 @@ def test_every_accepted_value_generates_on_every_path(lm, extra, monkeypatch):
     assert lm.complete(prompt, s) == alone
     if math.isclose(extra.get("temperature", 1), 0, abs_tol=1e-30) and len(extra) == 1:
         assert alone == lm.complete(prompt, {**s, "temperature": 0})  # an overflowed row is greedy
+
+
+def test_an_overflowing_row_with_a_penalty_keeps_away_from_masked_tokens():
+    """Found by the property above: a row with a repetition penalty (the general path) divided by a
+    5e-324 temperature overflowed to all -inf, and the fallback then took token 0, the masked one."""
+    row = torch.tensor([[float("-inf"), -10.0, -20.0]])
+    for extra in ({}, {"top_k": 2}, {"top_p": 0.5}):
+        proc = LogitsProcessor(SamplingSettings(temperature=TINY, repetition_penalty=2.0, seed=0, **extra), 3)
+        assert sample_rows(row.clone(), [proc])[0] == 1, extra
