@@ -33,7 +33,7 @@ bench: install
 	$(VPY) bench/memory.py
 
 drills: install
-	$(VPY) -m pytest -q -m slow tests/drills
+	$(VPY) -m pytest -q -m slow tests/drills tests/adversarial
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -11,7 +11,9 @@ from typing import Optional
 
 import typer
 
-from generator.cli import console, err, fail, register
+from rich.markup import escape
+
+from generator.cli import MAX_SEED, console, err, fail, register
 from generator.errors import GhostwriteError
 
 app = typer.Typer(
@@ -47,6 +49,8 @@ def generate_command(
         prompt = stdin.read().decode("utf-8", "surrogateescape") if stdin is not None else sys.stdin.read()
     if n < 1 or n > 100:
         fail(f"-n must be between 1 and 100, got {n}")
+    if seed is not None and seed >= 0 and seed + n - 1 > MAX_SEED:  # sample i takes seed + i
+        fail(f"--seed {seed} with -n {n} goes past the largest seed, {MAX_SEED}")
     svc = ContinuationService()
     settings = dict(length=length, unit=unit, temperature=temperature, top_k=top_k, top_p=top_p,
                     repetition_penalty=repetition_penalty, seed=seed)
@@ -83,7 +87,8 @@ def generate_command(
         if n > 1 and not json_out and i < n - 1:
             print("---")
         if r.store_error:
-            console.print(f"[yellow]warning:[/] not stored yet: {r.store_error}", style=None)
+            # (on stderr: standard output carries the text, or one JSON object per line, and nothing else)
+            err.print(f"[yellow]warning:[/] not stored yet: {escape(r.store_error)}", highlight=False, soft_wrap=True)
 
 
 @app.command("health")
@@ -118,21 +123,71 @@ def _mount_optional() -> None:
 _mount_optional()
 
 
-def main() -> None:
-    import os
+def run(argv: list[str] | None = None) -> int:
+    """Run `ghostwrite` with these arguments (default: the command line) and return its exit code.
+    Whatever a user can get wrong ends here as one line on stderr: a GhostwriteError, junk in an
+    environment variable or a bad option (which typer would show as a framed box of several lines)
+    exits 2, a refused confirmation 1."""
+    from generator import env
 
-    level = os.environ.get("GHOSTWRITE_LOG_LEVEL", "WARNING").upper()
-    logging.basicConfig(level=getattr(logging, level, logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
+    errors = sys.modules[typer.BadParameter.__module__]  # click's exceptions (vendored by newer typer)
     try:
-        app()
+        env.check()  # junk in a documented environment variable: one line, before anything is done
+        env.log_level()
+        _check_database_url()
+        code = app(args=argv, prog_name="ghostwrite", standalone_mode=False)
     except GhostwriteError as e:
-        from generator.cli import err
-
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        return _one_line(str(e), 2)
+    except errors.UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `ghostwrite logs`: the help (typer's rich help
+            if e.format_message().strip():             # is printed already, plain click's is not)
+                print(e.format_message(), file=sys.stderr)
+            return 2
+        where = f" (see `{e.ctx.command_path} --help`)" if getattr(e, "ctx", None) else ""
+        return _one_line(f"{e.format_message()}{where}", 2)
+    except errors.ClickException as e:
+        return _one_line(e.format_message(), e.exit_code)
+    except typer.Abort:
+        return _one_line("aborted", 1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        return 130
+    return code if isinstance(code, int) else 0
+
+
+def _check_database_url() -> None:
+    """GHOSTWRITE_DATABASE_URL that is not a URL of a database SQLAlchemy knows is a setting to fix, not a
+    database that is down: refused here rather than every generation spooled "until it works"."""
+    import os
+
+    raw = os.environ.get("GHOSTWRITE_DATABASE_URL", "").strip()
+    if not raw:
+        return
+    from bot.store.db import database_url
+
+    url = database_url(raw)
+    try:
+        url.get_dialect()
+    except Exception:  # noqa: BLE001 - NoSuchModuleError, or a driver that fails to import
+        raise GhostwriteError(f"GHOSTWRITE_DATABASE_URL names no database SQLAlchemy knows: "
+                              f"{url.render_as_string(hide_password=True)!r}") from None
+
+
+def _one_line(message: str, code: int) -> int:
+    message = " ".join(message.split())  # a message of several lines (a usage error) on one
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return code
+
+
+def main() -> None:
+    from generator import env
+
+    try:
+        level = env.log_level()
+    except GhostwriteError:
+        level = "WARNING"  # run() says what is wrong with it
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(run())
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ class JobRunner:
         """Queue a job and start it. Returns the training run's id. Refused (GhostwriteError) when
         another job is running, or the corpus or model is unusable."""
         registry.check_name(model)
-        if max_time is not None and not 0 < max_time <= MAX_JOB_SECONDS:
+        if max_time is not None and not 1 <= max_time <= MAX_JOB_SECONDS:  # (NaN fails both)
             raise GhostwriteError(f"--max-time must be between 1 and {MAX_JOB_SECONDS} seconds")
         corpus_obj = load_corpus(corpus)  # fails early, with the reader's one-line message
         if len(corpus_obj.text.strip()) == 0:

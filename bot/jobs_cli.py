@@ -8,13 +8,15 @@ from typing import Optional
 
 import typer
 
-from generator.cli import console, fail
+from bot.jobs import MAX_JOB_SECONDS
+from generator.cli import console, fail, finite
 
 
 def retrain_command(
     model: str = typer.Argument(..., help="The model to retrain (a new version of it is published)."),
     corpus: str = typer.Option(..., "--corpus", help="A corpus name or a path to a text file."),
-    max_time: Optional[float] = typer.Option(None, "--max-time", help="Training budget in seconds."),
+    max_time: Optional[float] = typer.Option(None, "--max-time", min=1.0, max=float(MAX_JOB_SECONDS), callback=finite,
+                                             help="Training budget in seconds."),
     fresh: bool = typer.Option(False, "--fresh", help="Train from scratch instead of fine-tuning."),
     detach: bool = typer.Option(False, "--detach", help="Start the job and return at once."),
 ):

@@ -35,6 +35,8 @@ app = typer.Typer(
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _SOURCES = ("cli", "repl", "discord")
+MAX_LIMIT = 10**9  # --limit: what SQL LIMIT takes on every backend (10**30 overflowed SQLite's integer)
+MAX_ID = 2**63 - 1
 
 
 def _friendly(fn: F) -> F:
@@ -65,14 +67,25 @@ def parse_since(value: str | None, now: datetime | None = None) -> datetime | No
     now = now or datetime.now(timezone.utc)
     match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", value.lower())
     if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        try:  # (a number of 4,300 digits or more is a ValueError)
+            return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        except (OverflowError, ValueError):  # longer ago than year 1: everything
+            return None
     try:
         when = datetime.fromisoformat(value.strip())
     except ValueError:
         raise GhostwriteError(
-            f"--since {value!r}: use a time like 2h, 3d, 1w or a date like 2024-05-01"
+            f"--since {_clip(value)}: use a time like 2h, 3d, 1w or a date like 2024-05-01"
         ) from None
-    return when.astimezone(timezone.utc)  # a naive time is taken as local time
+    try:
+        return when.astimezone(timezone.utc)  # a naive time is taken as local time
+    except (OverflowError, ValueError):  # within hours of year 1 or 9999: past either end in UTC
+        return None if when.year < 5000 else datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _clip(value: str, width: int = 40) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= width else shown[: width - 4] + "...'"
 
 
 def _parse_id(value: str) -> int:
@@ -80,14 +93,25 @@ def _parse_id(value: str) -> int:
         n = int(value.strip().lstrip("#"))
     except ValueError:
         raise GhostwriteError(
-            f"not a generation id: {value!r} (ids are numbers, see `ghostwrite logs list`)"
+            f"not a generation id: {_clip(value)} (ids are numbers, see `ghostwrite logs list`)"
         ) from None
     if n <= 0:
-        raise GhostwriteError(f"not a generation id: {value!r}")
+        raise GhostwriteError(f"not a generation id: {_clip(value)}")
+    if n > MAX_ID:  # the database's ids are 64-bit: no row has it
+        raise GhostwriteError(f"no generation with id {_clip(value.strip())}")
     return n
 
 
+def _text(value: str | None) -> str | None:
+    """A value to look for in stored text: undecodable bytes (argv's lone surrogates) as the store keeps
+    them, U+FFFD (a surrogate cannot even be sent to the database)."""
+    from generator.corpus import unsurrogate
+
+    return None if value is None else unsurrogate(value)
+
+
 def _filters(model: str | None, source: str | None, user: str | None, since: str | None) -> dict[str, Any]:
+    model, source, user = _text(model), _text(source), _text(user)
     if source is not None and source not in _SOURCES:
         raise GhostwriteError(f"unknown --source {source!r}; use one of {', '.join(_SOURCES)}")
     return {"model": model, "source": source, "user_id": user, "since": parse_since(since)}
@@ -131,7 +155,7 @@ def list_cmd(
     source: str = typer.Option(None, "--source", help="cli, repl or discord"),
     user: str = typer.Option(None, "--user", "-u", help="user id"),
     since: str = typer.Option(None, "--since", help="2h, 3d, 1w or an ISO date"),
-    limit: int = typer.Option(50, "--limit", "-n", min=1, help="at most this many"),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=MAX_LIMIT, help="at most this many"),
     as_json: bool = typer.Option(False, "--json", help="JSON for scripts"),
 ) -> None:
     """The newest continuations first."""
@@ -151,10 +175,11 @@ def list_cmd(
 @_friendly
 def search_cmd(
     text: str = typer.Argument(..., help="words to find in prompts and outputs"),
-    limit: int = typer.Option(50, "--limit", "-n", min=1),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=MAX_LIMIT),
     as_json: bool = typer.Option(False, "--json", help="JSON for scripts"),
 ) -> None:
     """Full-text search over prompts and outputs (every word must appear), best match first."""
+    text = _text(text)
     with _store() as store:
         gens = store.search(text, limit=limit)
     if as_json:
@@ -254,6 +279,7 @@ def forget_cmd(
     as_json: bool = typer.Option(False, "--json", help="JSON for scripts"),
 ) -> None:
     """Delete everything stored about one user (a privacy request)."""
+    user = _text(user)
     with _store() as store:
         if not yes:
             would = store.forget_user(user, dry_run=True)

@@ -5,6 +5,7 @@ and the other subcommands start fast."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -21,6 +22,68 @@ err = Console(stderr=True)
 models_app = typer.Typer(help="List, inspect and remove trained models.", no_args_is_help=True)
 
 
+# Bounds of the numeric options, checked when the command line is parsed (a value outside is one line,
+# exit 2): NaN and ±inf never reach the trainer (`--max-time inf` used to fail after 30 s of training).
+MIN_SECONDS, MAX_SECONDS = 1.0, 30 * 86_400.0  # --max-time: 1 s to 30 days (1e-300 published 0 steps)
+MAX_STEPS = 10**9
+MAX_VOCAB = 1_000_000
+MAX_WIDTH = 16_384
+MAX_LAYERS = 16
+MAX_BATCH = 65_536
+MAX_SEQ_LEN = 65_536
+MAX_THREADS = 1024
+MAX_NPROC = 256
+MAX_STREAMS = 4096
+MAX_SEED = 2**63 - 1
+
+
+def finite(value: Optional[float]) -> Optional[float]:
+    """Callback of float options: NaN and ±inf are refused (a range alone lets NaN through click's
+    FloatRange in older typer versions)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, got {value}")
+    return value
+
+
+def positive(value: Optional[float]) -> Optional[float]:
+    """Callback of float options that must be above 0 (a range's minimum is inclusive)."""
+    if finite(value) is not None and value <= 0:
+        raise typer.BadParameter(f"must be above 0, got {value}")
+    return value
+
+
+def training_bytes(vocab: int, hidden: int, emb: int, layers: int, batch: int, seq: int) -> int:
+    """Roughly what training such a model takes in memory: fp32 weights with their gradients and two
+    Adam moments, and a window's activations (gates and states per layer, logits and their gradient)."""
+    params = vocab * emb + 4 * hidden * (emb + hidden) + 4 * hidden * 2 * hidden * (layers - 1) \
+        + 8 * hidden * layers + (hidden + 1) * vocab
+    tokens = batch * seq
+    return 16 * params + 4 * tokens * (10 * hidden * layers + emb + 3 * vocab)
+
+
+def _check_size(preset: str, vocab: Optional[int], hidden: Optional[int], emb: Optional[int],
+                layers: Optional[int], batch: Optional[int], seq: Optional[int], nproc: int) -> None:
+    """Refuse, before anything is prepared, sizes whose training could not fit in this machine's memory
+    (`--hidden-size 16384` grew past 19 GB and ran for minutes without one step). Sizes not given count
+    as the preset's (auto: a medium model, windows of 32 × 32)."""
+    from .model import PRESETS
+
+    base = PRESETS.get(preset, PRESETS["medium"])
+    h = hidden or base["hidden_size"]
+    e = emb or hidden or base["emb_size"]
+    n_layers = layers or base["num_layers"]
+    need = training_bytes(vocab or 256, h, e, n_layers, batch or 32, seq or 32) * max(1, nproc)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system that says: no check
+        return
+    if need > 0.75 * have:
+        fail(f"a model of this size needs about {need / 2**30:,.1f} GiB to train ({n_layers} layer(s) of "
+             f"{h}, embedding {e}, windows of {batch or 32} x {seq or 32}{f', {nproc} processes' if nproc > 1 else ''}) "
+             f"and this machine has {have / 2**30:,.1f} GiB: make --hidden-size, --emb-size, --layers, "
+             f"--batch-size or --seq-len smaller")
+
+
 def fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -31,28 +94,31 @@ def train_command(
     name: Optional[str] = typer.Option(None, "--name", help="Model name (default: the corpus name)."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="char | word | sp (default char; "
                                             "with --from, the base model's)"),
-    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Vocabulary cap for word/sp."),
+    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", min=2, max=MAX_VOCAB, help="Vocabulary cap for word/sp."),
     sp_type: str = typer.Option("unigram", "--sp-type", help="unigram | bpe (SentencePiece)."),
     preset: str = typer.Option("auto", "--preset", help="auto (sized to the budget) | tiny | small | medium | large"),
-    hidden_size: Optional[int] = typer.Option(None, "--hidden-size"),
-    emb_size: Optional[int] = typer.Option(None, "--emb-size"),
-    num_layers: Optional[int] = typer.Option(None, "--layers"),
-    dropout: Optional[float] = typer.Option(None, "--dropout"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    seq_len: Optional[int] = typer.Option(None, "--seq-len"),
-    lr: Optional[float] = typer.Option(None, "--lr"),
-    max_time: Optional[float] = typer.Option(None, "--max-time", help="Wall-clock budget in seconds."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Validate every N steps."),
-    patience: int = typer.Option(5, "--patience", help="Stop after N validations without improvement."),
-    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Last fraction of characters held out."),
+    hidden_size: Optional[int] = typer.Option(None, "--hidden-size", min=1, max=MAX_WIDTH),
+    emb_size: Optional[int] = typer.Option(None, "--emb-size", min=1, max=MAX_WIDTH),
+    num_layers: Optional[int] = typer.Option(None, "--layers", min=1, max=MAX_LAYERS),
+    dropout: Optional[float] = typer.Option(None, "--dropout", min=0.0, max=0.9, callback=finite),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=MAX_BATCH),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", min=1, max=MAX_SEQ_LEN),
+    lr: Optional[float] = typer.Option(None, "--lr", min=0.0, max=10.0, callback=positive),
+    max_time: Optional[float] = typer.Option(None, "--max-time", min=MIN_SECONDS, max=MAX_SECONDS, callback=finite,
+                                             help="Wall-clock budget in seconds."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, max=MAX_STEPS),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", min=1, max=MAX_STEPS, help="Validate every N steps."),
+    patience: int = typer.Option(5, "--patience", min=1, max=MAX_STEPS, help="Stop after N validations without improvement."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", min=0.0, max=0.5, callback=positive,
+                                       help="Last fraction of characters held out."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
-    seed: int = typer.Option(1337, "--seed"),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, max=MAX_THREADS, help="CPU threads (default: all cores)."),
+    seed: int = typer.Option(1337, "--seed", min=0, max=MAX_SEED),
     base: Optional[str] = typer.Option(None, "--from", help="Fine-tune this model on the corpus (new version)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of this model."),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints."),
-    nproc: int = typer.Option(1, "--nproc", help="Train on N processes with DistributedDataParallel "
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=1, max=MAX_STEPS,
+                                                   help="Steps between checkpoints."),
+    nproc: int = typer.Option(1, "--nproc", min=1, max=MAX_NPROC, help="Train on N processes with DistributedDataParallel "
                               "(one per GPU; on the CPU they share the cores). Or launch under torchrun."),
     json_out: bool = typer.Option(False, "--json", help="Print the model card as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
@@ -60,12 +126,14 @@ def train_command(
     """Train an LSTM model on a corpus and register it as a new version."""
     from .trainer import TrainConfig, train
 
-    if max_time is not None and max_time <= 0:
-        fail("--max-time must be positive")
-    if max_steps is not None and max_steps <= 0:
-        fail("--max-steps must be positive")
     if tokenizer is not None and tokenizer not in ("char", "word", "sp"):
         fail(f"--tokenizer must be char, word or sp, got {tokenizer!r}")
+    _check_size(preset, vocab_size, hidden_size, emb_size, num_layers, batch_size, seq_len, nproc)
+    if nproc > 1:
+        from .device import cores, pick
+
+        if pick(device).type == "cpu" and nproc > cores():  # (each process holds a whole torch)
+            fail(f"--nproc {nproc} on the CPU, which has {cores()} core(s): at most one process per core")
     cfg = TrainConfig(corpus=corpus, name=name, tokenizer=tokenizer, vocab_size=vocab_size, sp_type=sp_type,
                       preset=preset, hidden_size=hidden_size, emb_size=emb_size, num_layers=num_layers,
                       dropout=dropout, batch_size=batch_size, seq_len=seq_len, lr=lr, max_time=max_time,
@@ -74,8 +142,6 @@ def train_command(
                       checkpoint_every=checkpoint_every)
     from .distributed import env_world_size, launch
 
-    if nproc < 1:
-        fail("--nproc must be at least 1")
     rank = int(os.environ.get("RANK", "0") or 0) if env_world_size() > 1 else 0
     run = (lambda c, p=None: launch(c, nproc, p)) if nproc > 1 else train
     show = not quiet and not json_out and sys.stderr.isatty() and rank == 0
@@ -115,7 +181,7 @@ def eval_command(
     model: str = typer.Argument(..., help="NAME or NAME@vN"),
     text: Optional[Path] = typer.Option(None, "--text", help="Score this text file."),
     corpus: Optional[str] = typer.Option(None, "--corpus", help="Score this registered corpus."),
-    streams: int = typer.Option(1, "--streams", help="Score in N parallel contiguous streams (faster; 1 = exact)."),
+    streams: int = typer.Option(1, "--streams", min=1, max=MAX_STREAMS, help="Score in N parallel contiguous streams (faster; 1 = exact)."),
     device: str = typer.Option("cpu", "--device"),
     json_out: bool = typer.Option(False, "--json"),
 ):
@@ -125,8 +191,6 @@ def eval_command(
     from .inference import load
     from .runs import eval_text_for
 
-    if streams < 1:
-        fail("--streams must be at least 1")
     dev = pick(device)
     if dev.type == "cpu":
         configure_cpu()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.errors import GhostwriteError
-from generator.paths import atomic_write_bytes, corpora_dir, fsync_dir
+from generator.paths import atomic_write_bytes, checked, corpora_dir, fsync_dir
 from generator.textfiles import (  # noqa: F401  (re-exported: corpus.read_text_file is the public name)
     TEXT_SUFFIXES,
     check_encoding,
@@ -91,7 +91,7 @@ class Corpus:
 
 # --- the registry ----------------------------------------------------------------------------------
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name) or name.lower() in _RESERVED:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name.lower() in _RESERVED:
         raise GhostwriteError(
             f"invalid corpus name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
@@ -125,12 +125,20 @@ def detect_lang(text: str) -> str | None:
     return None
 
 
+def unsurrogate(text: str) -> str:
+    """Lone surrogates (what Python makes of undecodable bytes in argv and file names) → U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _utcnow() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def corpus_exists(name: str) -> bool:
-    return NAME_RE.match(name or "") is not None and (corpora_dir() / name / META_FILE).is_file()
+    return NAME_RE.fullmatch(name or "") is not None and (corpora_dir() / name / META_FILE).is_file()
 
 
 def save_corpus(
@@ -148,6 +156,10 @@ def save_corpus(
 ) -> CorpusInfo:
     """Register `text` as corpus `name` (atomically). An existing corpus with the same text is kept as is
     (its metadata updated); with a different text it is an error unless `replace`."""
+    # bytes that are not UTF-8 (an --author from argv, a file's name) cannot be written into the metadata
+    # or printed back: each becomes U+FFFD, as in every stored prompt
+    author, lang, source = (None if v is None else unsurrogate(v) for v in (author, lang, source))
+    files = None if files is None else [unsurrogate(f) for f in files]
     check_name(name)
     if not text.strip():
         raise GhostwriteError(f"corpus {name!r} would be empty")
@@ -286,7 +298,7 @@ def load_corpus(name_or_path: str | os.PathLike[str], encoding: str | None = Non
     if not s:
         raise GhostwriteError("no corpus given")
     pathlike = isinstance(name_or_path, os.PathLike) or _looks_like_path(s)
-    on_disk = Path(s).expanduser().exists()
+    on_disk = checked(Path(s).expanduser()).exists()  # (a name too long for the system: one line)
     if corpus_exists(s) and not (pathlike and on_disk):
         info = corpus_info(s)
         p = info.text_path

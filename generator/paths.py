@@ -24,10 +24,27 @@ def home() -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as e:  # FileExistsError when it is a file; ValueError: a NUL in it
-        why = "it is a file" if path.is_file() else getattr(e, "strerror", None) or str(e)
+        try:
+            why = "it is a file" if path.is_file() else getattr(e, "strerror", None) or str(e)
+        except (OSError, ValueError):  # a name too long even to look at
+            why = getattr(e, "strerror", None) or str(e)
         raise GhostwriteError(f"the data directory {path} ({'GHOSTWRITE_HOME' if given else 'default'}) "
                               f"cannot be used: {why}") from None
     return path
+
+
+def checked(path: str | os.PathLike[str]) -> Path:
+    """`path` as a Path, once the system has said it can look it up (missing is fine): a name too long,
+    a NUL or a folder it may not enter is one line of error, not the OSError `Path.exists()` raises."""
+    p = Path(path)
+    try:
+        os.stat(p)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except (OSError, ValueError) as e:
+        shown = str(p) if len(str(p)) <= 80 else str(p)[:77] + "..."
+        raise GhostwriteError(f"cannot use the path {shown}: {getattr(e, 'strerror', None) or e}") from None
+    return p
 
 
 def models_dir() -> Path:

@@ -143,7 +143,12 @@ def _as_list(v: Any) -> list[str]:
 
 # --- finding and parsing recipes -------------------------------------------------------------------
 def recipe_dirs() -> list[Path]:
-    dirs = [Path(p).expanduser() for p in os.environ.get(ENV_RECIPES, "").split(os.pathsep) if p.strip()]
+    """GHOSTWRITE_RECIPES's folders, then the built-in one. A folder that does not exist yet has no
+    recipes; an entry that exists but is not a folder (a file) is one line of error."""
+    dirs = [Path(p.strip()).expanduser() for p in os.environ.get(ENV_RECIPES, "").split(os.pathsep) if p.strip()]
+    for d in dirs:
+        if d.exists() and not d.is_dir():
+            raise GhostwriteError(f"{ENV_RECIPES}: {d} is not a folder")
     return [*dirs, BUILTIN_DIR]
 
 

@@ -26,7 +26,7 @@ SPEC_RE = re.compile(r"^(?P<name>[^@]+?)(?:@v?(?P<version>\d+))?$")
 
 
 def check_name(name: str) -> str:
-    if not NAME_RE.match(name or ""):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise GhostwriteError(
             f"invalid model name {name!r}: use letters, digits, '-', '_' or '.', at most 64 characters"
         )
@@ -50,11 +50,13 @@ def latest_version(name: str) -> int | None:
 
 
 def parse_spec(spec: str) -> tuple[str, int | None]:
-    m = SPEC_RE.match((spec or "").strip())
-    if not m:
-        raise GhostwriteError(f"invalid model {spec!r}: use NAME or NAME@vN")
+    m = SPEC_RE.match((spec or "").strip()) if isinstance(spec, str) else None
+    if not m or len(m.group("version") or "") > 9:
+        shown = repr(spec) if len(repr(spec)) <= 70 else repr(spec)[:66] + "...'"
+        raise GhostwriteError(f"invalid model {shown}: use NAME or NAME@vN")
     version = m.group("version")
-    return m.group("name"), int(version) if version else None
+    # the name becomes a folder: one that is not a model name ('../..', 300 characters) never reaches the disk
+    return check_name(m.group("name")), int(version) if version else None
 
 
 def resolve(spec: str, version: int | None = None) -> tuple[str, int]:

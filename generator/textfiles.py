@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from generator.errors import GhostwriteError
+from generator.paths import checked
 
 TEXT_SUFFIXES = (".txt", ".md")
 
@@ -58,7 +59,7 @@ def check_encoding(encoding: str | None) -> str | None:
         return None
     try:
         return codecs.lookup(encoding).name
-    except LookupError:
+    except (LookupError, UnicodeError, ValueError):  # (a name with undecodable bytes or a NUL in it)
         raise GhostwriteError(f"unknown encoding {encoding!r}") from None
 
 
@@ -66,7 +67,7 @@ def read_text_file(path: str | os.PathLike[str], encoding: str | None = None) ->
     """Read one text file: UTF-8 (or `encoding`), BOM stripped, CRLF → LF. Missing, unreadable, empty,
     binary or wrongly encoded files raise GhostwriteError."""
     encoding = check_encoding(encoding)
-    p = Path(path)
+    p = checked(path)  # a name too long for the system, a NUL in it: one line
     if not p.exists():
         raise GhostwriteError(f"file not found: {p}")
     if p.is_dir():
@@ -131,7 +132,7 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         raise GhostwriteError("no files given")
     for raw in paths:
         s = os.fspath(raw)
-        p = Path(s).expanduser()
+        p = checked(Path(s).expanduser())
         if p.is_file():
             take(p)
         elif p.is_dir():

@@ -112,10 +112,18 @@ class SettingsMixin:
         parsed = parse_value(key, value)
         if parsed is not None and key == "model":
             await self.io(self.svc.resolve, parsed)
-        elif parsed is not None and key != "mentions":
+        elif key not in ("model", "mentions"):
+            # checked with the settings it will be used with: `length 1000` then `unit sentences` (each fine
+            # alone) used to leave every /continue there failing
+            from bot.discord.cog import SAMPLING_KEYS
             from bot.service import Request
 
-            await self.io(self.svc.validate, Request(prompt="", settings={key: parsed}))
+            current = await self.io(self.store.get_settings, ctx.guild.id, channel.id if channel else None)
+            merged = {k: v for k, v in current.items() if k in SAMPLING_KEYS and v is not None}
+            merged.pop(key, None)
+            if parsed is not None:
+                merged[key] = parsed
+            await self.io(self.svc.validate, Request(prompt="", settings=merged))
         scope, scope_id = ("channel", channel.id) if channel else ("guild", ctx.guild.id)
         values = await self.io(self.store.set_setting, scope, scope_id, key, parsed, guild_id=ctx.guild.id)
         self.forget_cached_settings()

@@ -13,6 +13,16 @@ import typing
 ENV_PREFIX = "GHOSTWRITE_DISCORD_"
 
 
+# (least, most) each setting accepts from the environment: junk, NaN, ±inf or a value outside is one line
+# of error naming the variable (GhostwriteError), read when the bot starts or the extension loads
+LIMITS: dict[str, tuple[float, float]] = {
+    "cooldown_rate": (1, 10_000), "cooldown_per": (0, 86_400), "max_concurrent": (1, 256),
+    "max_queue": (0, 100_000), "queue_timeout": (0, 86_400), "edit_interval": (0, 3_600),
+    "corpus_max_bytes": (1, 2**31), "retrain_max_time": (1, 6 * 3600), "progress_interval": (0, 3_600),
+    "shutdown_grace": (0, 3_600), "history_limit": (1, 1_000), "models_refresh": (1, 86_400),
+}
+
+
 @dataclasses.dataclass
 class DiscordConfig:
     cooldown_rate: int = 1            # generations per user ...
@@ -30,15 +40,15 @@ class DiscordConfig:
 
     @classmethod
     def from_env(cls, environ: typing.Mapping[str, str] | None = None) -> "DiscordConfig":
+        from generator import env
+
         environ = os.environ if environ is None else environ
         values: dict[str, typing.Any] = {}
         for field in dataclasses.fields(cls):
-            raw = environ.get(ENV_PREFIX + field.name.upper())
-            if raw is None or raw.strip() == "":
-                continue
-            kind = int if field.type in ("int", int) else float
-            try:
-                values[field.name] = kind(raw)
-            except ValueError:
-                raise ValueError(f"{ENV_PREFIX + field.name.upper()} must be a number, not {raw!r}") from None
+            name = ENV_PREFIX + field.name.upper()
+            lo, hi = LIMITS[field.name]
+            if field.type in ("int", int):
+                values[field.name] = env.integer(name, field.default, int(lo), int(hi), environ)
+            else:
+                values[field.name] = env.number(name, field.default, lo, hi, environ)
         return cls(**values)

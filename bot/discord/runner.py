@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import aiohttp
 import discord
 import typer
 import yarl
@@ -34,6 +35,9 @@ INVITE_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, 
                                          attach_files=True, read_message_history=True)
 
 
+MAX_SHARDS = 10_000
+
+
 def read_token(token_file: Optional[Path], environ=os.environ) -> str:
     """The bot token: --token-file wins over DISCORD_TOKEN. Errors never include the token."""
     if token_file is not None:
@@ -43,19 +47,35 @@ def read_token(token_file: Optional[Path], environ=os.environ) -> str:
             raise GhostwriteError(f"cannot read the token file {token_file}: {e.strerror}") from None
         if not token:
             raise GhostwriteError(f"the token file {token_file} is empty")
-        return token
+        return check_token(token, str(token_file))
     token = (environ.get("DISCORD_TOKEN") or "").strip()
     if not token:
         raise GhostwriteError("no Discord token: set DISCORD_TOKEN or pass --token-file PATH")
+    return check_token(token, "DISCORD_TOKEN")
+
+
+def check_token(token: str, where: str) -> str:
+    """A token goes into an HTTP header: spaces, control characters or non-ASCII in it (a pasted line
+    break, a quote) can never be right. Refused with one line that does not show it."""
+    if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
+        raise GhostwriteError(f"the Discord token in {where} has spaces, control or non-ASCII characters in it")
     return token
 
 
 def apply_endpoint_overrides(environ=os.environ) -> None:
     """Point discord.py at another API base / gateway (tests, proxies). Public class attributes only."""
-    base = environ.get("GHOSTWRITE_DISCORD_API_BASE")
+    base = (environ.get("GHOSTWRITE_DISCORD_API_BASE") or "").strip()
+    gateway = (environ.get("GHOSTWRITE_DISCORD_GATEWAY") or "").strip()
+    for name, value, schemes in (("GHOSTWRITE_DISCORD_API_BASE", base, ("http", "https")),
+                                 ("GHOSTWRITE_DISCORD_GATEWAY", gateway, ("ws", "wss"))):
+        try:
+            url = yarl.URL(value)
+        except ValueError:
+            url = None
+        if value and (url is None or url.scheme not in schemes or not url.host):
+            raise GhostwriteError(f"{name} must be a {' or '.join(schemes)} URL, got {value[:60]!r}")
     if base:
         discord.http.Route.BASE = base.rstrip("/")
-    gateway = environ.get("GHOSTWRITE_DISCORD_GATEWAY")
     if gateway:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
 
@@ -128,6 +148,9 @@ async def run_bot(token: str, *, prefix: str = "!", sync: bool = False, guild: O
             await bot.login(token)
         except discord.LoginFailure:
             raise GhostwriteError("Discord rejected the token (check DISCORD_TOKEN / --token-file)") from None
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+            raise GhostwriteError(f"cannot reach Discord at {discord.http.Route.BASE}: "
+                                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         connection = asyncio.create_task(bot.connect(), name="ghostwrite-gateway")
         stopper = asyncio.create_task(stop.wait(), name="ghostwrite-stop")
         done, _ = await asyncio.wait({connection, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -144,12 +167,16 @@ def bot_command(
     token_file: Optional[Path] = typer.Option(None, "--token-file", help="File holding the bot token "
                                               "(default: the DISCORD_TOKEN environment variable)."),
     sync: bool = typer.Option(False, "--sync", help="Register the slash commands with Discord on start."),
-    guild: Optional[int] = typer.Option(None, "--guild", help="With --sync: only this server (instant)."),
+    guild: Optional[int] = typer.Option(None, "--guild", min=1, max=2**64 - 1,
+                                        help="With --sync: only this server (instant)."),
     prefix: str = typer.Option("!", "--prefix", help="Prefix for text commands (mentioning the bot works too)."),
-    shards: Optional[int] = typer.Option(None, "--shards", help="Shard count; 0 = Discord's recommendation (default: one connection)."),
+    shards: Optional[int] = typer.Option(None, "--shards", min=0, max=MAX_SHARDS, help="Shard count; 0 = Discord's recommendation (default: one connection)."),
 ):
     """Run the Discord bot (slash and prefix commands, streaming continuations, /retrain)."""
     token = read_token(token_file)
+    from bot.discord.config import DiscordConfig
+
+    DiscordConfig.from_env()  # junk in a GHOSTWRITE_DISCORD_* variable: one line now, not after logging in
     for name in ("ghostwrite", "discord"):
         logging.getLogger(name).setLevel(logging.INFO)
     if not logging.getLogger().handlers:
