@@ -15,14 +15,12 @@ from discord import app_commands
 
 from bot.discord import render
 from bot.discord.compat import commands
+from bot.discord.options import SAMPLING_KEYS, SettingKey, parse_value
 from bot.discord.replies import NO_MENTIONS, surface_for
 from generator.errors import GhostwriteError
 
 log = logging.getLogger("ghostwrite.discord")
 
-SettingKey = typing.Literal["model", "temperature", "top_k", "top_p", "repetition_penalty", "length", "unit",
-                            "mentions"]
-_NUMBERS = {"temperature": float, "top_p": float, "repetition_penalty": float, "top_k": int, "length": int}
 _FINISHED = ("complete", "completed", "done", "finished", "failed", "error", "cancelled", "canceled",
              "interrupted")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -52,25 +50,6 @@ def admin_only(permission: str = "manage_guild"):
         raise NotAllowed(f"Only {who} or the bot owner can do that.")
 
     return commands.check(predicate)
-
-
-def parse_value(key: str, raw: str) -> typing.Any:
-    """A setting's value from text ('default'/'none' clears it)."""
-    raw = raw.strip()
-    if raw.lower() in ("default", "none", "reset", ""):
-        return None
-    if key == "mentions":
-        if raw.lower() in ("on", "yes", "true", "1", "enable", "enabled"):
-            return True
-        if raw.lower() in ("off", "no", "false", "0", "disable", "disabled"):
-            return False
-        raise GhostwriteError("mentions is on or off")
-    if key in _NUMBERS:
-        try:
-            return _NUMBERS[key](raw)
-        except ValueError:
-            raise GhostwriteError(f"{key} must be a number, not {raw!r}") from None
-    return raw
 
 
 def describe_settings(values: dict) -> str:
@@ -115,7 +94,6 @@ class SettingsMixin:
         elif key not in ("model", "mentions"):
             # checked with the settings it will be used with: `length 1000` then `unit sentences` (each fine
             # alone) used to leave every /continue there failing
-            from bot.discord.cog import SAMPLING_KEYS
             from bot.service import Request
 
             current = await self.io(self.store.get_settings, ctx.guild.id, channel.id if channel else None)
