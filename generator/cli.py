@@ -35,6 +35,7 @@ MAX_THREADS = 1024
 MAX_NPROC = 256
 MAX_STREAMS = 4096
 MAX_SEED = 2**63 - 1
+PROCESS_BYTES = 2**29  # what one more training process costs before its model: torch and its libraries
 
 
 def finite(value: Optional[float]) -> Optional[float]:
@@ -72,7 +73,9 @@ def _check_size(preset: str, vocab: Optional[int], hidden: Optional[int], emb: O
     h = hidden or base["hidden_size"]
     e = emb or hidden or base["emb_size"]
     n_layers = layers or base["num_layers"]
-    need = training_bytes(vocab or 256, h, e, n_layers, batch or 32, seq or 32) * max(1, nproc)
+    need = training_bytes(vocab or 256, h, e, n_layers, batch or 32, seq or 32)
+    if nproc > 1:  # each process of --nproc holds the model and a whole torch (~0.5 GiB)
+        need = (need + PROCESS_BYTES) * nproc
     try:
         have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not a POSIX system that says: no check
@@ -81,7 +84,7 @@ def _check_size(preset: str, vocab: Optional[int], hidden: Optional[int], emb: O
         fail(f"a model of this size needs about {need / 2**30:,.1f} GiB to train ({n_layers} layer(s) of "
              f"{h}, embedding {e}, windows of {batch or 32} x {seq or 32}{f', {nproc} processes' if nproc > 1 else ''}) "
              f"and this machine has {have / 2**30:,.1f} GiB: make --hidden-size, --emb-size, --layers, "
-             f"--batch-size or --seq-len smaller")
+             f"--batch-size, --seq-len{' or --nproc' if nproc > 1 else ''} smaller")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -129,11 +132,6 @@ def train_command(
     if tokenizer is not None and tokenizer not in ("char", "word", "sp"):
         fail(f"--tokenizer must be char, word or sp, got {tokenizer!r}")
     _check_size(preset, vocab_size, hidden_size, emb_size, num_layers, batch_size, seq_len, nproc)
-    if nproc > 1:
-        from .device import cores, pick
-
-        if pick(device).type == "cpu" and nproc > cores():  # (each process holds a whole torch)
-            fail(f"--nproc {nproc} on the CPU, which has {cores()} core(s): at most one process per core")
     cfg = TrainConfig(corpus=corpus, name=name, tokenizer=tokenizer, vocab_size=vocab_size, sp_type=sp_type,
                       preset=preset, hidden_size=hidden_size, emb_size=emb_size, num_layers=num_layers,
                       dropout=dropout, batch_size=batch_size, seq_len=seq_len, lr=lr, max_time=max_time,

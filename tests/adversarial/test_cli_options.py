@@ -165,6 +165,23 @@ def test_heavy_commands_take_any_value_for_real(case, value, world, monkeypatch)
     exercise(path, param, value, world, parse_only=False, process=True)
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("case", [c for c in CASES if c[0][0] == "logs" and c[0] != ("logs", "forget")],
+                         ids=case_id)  # (forget would delete from a database other tests share)
+@settings(max_examples=examples(15), **RUNS)
+@given(value=values())
+def test_logs_options_on_postgres(case, value, world, monkeypatch):
+    """The same values against PostgreSQL (what a filter, a limit or a date becomes in its SQL)."""
+    url = os.environ.get("GHOSTWRITE_TEST_PG_URL")
+    if not url:
+        pytest.skip("GHOSTWRITE_TEST_PG_URL is not set")
+    path, param = case
+    monkeypatch.chdir(world["root"])
+    o = invoke(command_line(path, param, value, world), env={"GHOSTWRITE_DATABASE_URL": url}, input="")
+    judge(o, codes=(0, 2))
+
+
 def test_the_battery_knows_every_command():
     """Every command can be called (its required arguments are known) and every non-flag parameter is
     in CASES: a new command or option is in the battery without editing it."""
@@ -182,7 +199,7 @@ def test_the_battery_knows_every_command():
     ["train", "x", "--hidden-size", "16384"], ["eval", "tiny", "--streams", "0"], ["retrain", "tiny", "--corpus", "x",
                                                                                      "--max-time", "nan"],
     ["bot", "--shards", "-1"], ["bot", "--guild", "0"], ["logs", "show", "99999999999999999999"],
-    ["generate", "tiny", "x", "--seed", str(2**63 - 1), "-n", "2"], ["train", "x", "--nproc", "64"],
+    ["generate", "tiny", "x", "--seed", str(2**63 - 1), "-n", "2"], ["train", "x", "--nproc", "256"],
     ["models", "show", "../../etc"], ["models", "show", "x" * 300], ["eval", "tiny", "--text", "x" * 5000],
 ])
 def test_usage_errors_are_one_line(args, world, monkeypatch):
