@@ -1,16 +1,17 @@
 """Continuous batching: every request on a loaded model advances in one forward step per token.
 
 `LoadedModel.serve(prompt, settings)` hands the request to the model's `BatchEngine`, whose one thread
-steps all active requests together: one table lookup, one int8 matrix product per layer and one output
-layer for the whole batch, then one vectorised sampling pass. Requests join as they come (each prompt
-primed in one pass on the requester's thread, so a long prompt never stalls the others) and leave as they
-finish or are closed; each keeps its own prompt, settings, length and seed.
+keeps one `Batch` (batch.py) of all active requests and advances it: one table lookup, one int8 matrix
+product per layer and one output layer for the whole batch, then one vectorised sampling pass (or CHUNK
+of those in one compiled call). Requests join as they come (each prompt primed in one pass on the
+requester's thread, so a long prompt never stalls the others) and leave as they finish or are closed;
+each keeps its own prompt, settings, length and seed (its bookkeeping is request.py's).
 
 A request's text does not depend on what else is in the batch: the int8 products sum integers row by
 row, the cell and the sampling are computed row by row, and every request draws from its own
 `torch.Generator`. The same request alone, batched, or through `LoadedModel.generate` gives the same text.
 
-A `BatchedGeneration` has the interface of `loaded.Generation` (iterator of text pieces, `close()`,
+A `BatchedGeneration` has the interface of `single.Generation` (iterator of text pieces, `close()`,
 `.text`, `.tokens_in`, `.tokens_out`, `.seed`). Pieces produced between two reads are joined into one, and
 a waiting reader is woken at most every `flush_interval` seconds (besides its first piece and its end),
 so sixteen readers do not fight the stepping thread for the interpreter on every token.
@@ -28,9 +29,9 @@ from collections import deque
 import torch
 
 from .. import env
+from .batch import Batch
 from .fastlstm import StepState
-from .output import Output
-from .sampling import sample_rows
+from .request import GenerationRequest
 from .settings import SamplingSettings
 
 log = logging.getLogger("ghostwrite.generator")
@@ -38,10 +39,14 @@ IDLE_EXIT_S = 30.0  # the stepping thread ends after this long with nothing to d
 CHUNK = 32  # tokens per compiled call for the whole batch; requests join and leave between calls
 
 
-class BatchedGeneration(Output):
-    def __init__(self, engine: "BatchEngine", prompt: str, settings: SamplingSettings):
+class BatchedGeneration(GenerationRequest):
+    """One request in the engine, and its hand-off from the stepping thread to its reader: pieces wait in
+    a list under a lock until the reader takes them (joined into one); the reader is woken for its first
+    piece, its end, and otherwise at most every `flush_interval` seconds."""
+
+    def __init__(self, engine: BatchEngine, prompt: str, settings: SamplingSettings | dict | None):
+        super().__init__(engine.lm.tokenizer, prompt, settings)
         self.engine = engine
-        self._ids = self._start(engine.lm, prompt, settings)
         self._cond = threading.Condition(threading.Lock())
         self._pieces: list[str] = []
         self._ended = False  # no more pieces will come (finished, closed or failed)
@@ -54,7 +59,6 @@ class BatchedGeneration(Output):
         self._delivered_chars = 0
         self._delivered_tokens = 0
         self._pending_tokens = 0
-        self.t_first_piece: float | None = None
 
     def __iter__(self):
         return self
@@ -84,8 +88,8 @@ class BatchedGeneration(Output):
         try:
             torch.set_num_threads(self.engine.threads)  # this (worker) thread's OpenMP team: see BatchEngine._loop
             with torch.inference_mode():
-                logits, state = self.engine.runner.prime(self._ids)
-        except BaseException as e:
+                logits, state = self.engine.runner.prime(self.ids)
+        except BaseException as e:  # noqa: BLE001 - raised to the reader by __next__
             with self._cond:
                 self._error, self._ended = e, True
             return
@@ -103,34 +107,28 @@ class BatchedGeneration(Output):
                 self._ended = True
                 self._cond.notify_all()
 
-    # called on the stepping thread
-    def _take(self, token: int, now: float, interval: float) -> bool:
-        """Record one sampled token; returns whether this request stays in the batch."""
-        return self._take_many((token,), now, interval)
-
-    def _take_many(self, tokens, now: float, interval: float) -> bool:
-        """Record a run of sampled tokens (those after the request's end are dropped); returns whether
-        this request stays in the batch. One lock and at most one wake-up for the whole run."""
+    def take(self, tokens) -> bool:
+        """On the stepping thread: record the tokens `Batch.choose` gave this request under one lock and
+        wake the reader at most once; returns whether the request stays in the batch."""
         with self._cond:
             if self._closed:
                 return False
             done = False
-            for token in tokens:
-                piece, done = self._emit(token)
+            for token in tokens:  # those after the request's end are dropped
+                piece, done = self.emit(token)
                 if piece:
                     self._pieces.append(piece)
-                    if self.t_first_piece is None:
-                        self.t_first_piece = now
                 if done:
                     break
             self._pending_tokens = self.tokens_out
             if done:
                 self._ended = True
-            if self._waiting and (done or self._first or now - self._last_wake >= interval) and \
-                    (self._pieces or self._ended):
-                self._first = False
-                self._last_wake = now
-                self._cond.notify()
+            if self._waiting and (self._pieces or done):
+                now = time.monotonic()
+                if done or self._first or now - self._last_wake >= self.engine.flush_interval:
+                    self._first = False
+                    self._last_wake = now
+                    self._cond.notify()
             return not done
 
     def _fail(self, e: BaseException) -> None:
@@ -139,7 +137,7 @@ class BatchedGeneration(Output):
             self._cond.notify_all()
 
 
-_ENGINES: "weakref.WeakSet[BatchEngine]" = weakref.WeakSet()  # (a replaced model's engine may go)
+_ENGINES: weakref.WeakSet[BatchEngine] = weakref.WeakSet()  # (a replaced model's engine may go)
 
 
 @atexit.register
@@ -175,10 +173,10 @@ class BatchEngine:
         if t is not None and t is not threading.current_thread():
             t.join(2.0)
 
-    def submit(self, prompt: str, settings: SamplingSettings) -> BatchedGeneration:
+    def submit(self, prompt: str, settings: SamplingSettings | dict | None) -> BatchedGeneration:
         return BatchedGeneration(self, prompt, settings)
 
-    def _add(self, gen: BatchedGeneration, logits: torch.Tensor, state) -> None:
+    def _add(self, gen: BatchedGeneration, logits: torch.Tensor, state: StepState) -> None:
         with self._cv:
             self._joining.append((gen, logits, state))
             if self._thread is None or not self._thread.is_alive():
@@ -191,12 +189,12 @@ class BatchEngine:
         # one intra-op thread: OpenMP teams led by a thread other than the main one measured 4-5x slower
         # per step with 2 threads than with 1 on 2 cores (bench/NOTES.md); a batch of rows is one product
         torch.set_num_threads(self.threads)
-        rows: list[BatchedGeneration] = []
+        batch = Batch(self.runner)
         try:
             with torch.inference_mode():
-                self._serve(rows)
+                self._serve(batch)
         except BaseException as e:  # a bug must not leave readers waiting forever
-            log.error("generation engine of %s failed", self.lm.spec, exc_info=True)
+            log.exception("generation engine of %s failed", self.lm.spec)
             with self._cv:
                 pending = [g for g, _, _ in self._joining]
                 self._joining.clear()
@@ -204,56 +202,23 @@ class BatchEngine:
                 # while this thread was still alive but already failing would otherwise wait forever
                 if self._thread is threading.current_thread():
                     self._thread = None
-            for g in pending + rows:
+            for g in pending + batch.rows:
                 g._fail(e)
 
-    def _serve(self, rows: list[BatchedGeneration]) -> None:
-        runner = self.runner
-        logits = state = None
-        interval = self.flush_interval
+    def _serve(self, batch: Batch) -> None:
         while not self._closing:
-            joiners = []
+            joiners: list[tuple[BatchedGeneration, torch.Tensor, StepState]] = []
             with self._cv:
-                if not rows and not self._joining:
+                if not batch.rows and not self._joining:
                     self._cv.wait(IDLE_EXIT_S)
                     if not self._joining:
                         self._thread = None
                         return
-                while self._joining and len(rows) + len(joiners) < self.max_batch:
+                while self._joining and len(batch.rows) + len(joiners) < self.max_batch:
                     joiners.append(self._joining.popleft())
-            if joiners:  # join: new rows go at the end of the batch
-                new_logits = [j[1] for j in joiners]
-                new_states = [j[2] for j in joiners]
-                if rows:
-                    new_logits.insert(0, logits)
-                    new_states.insert(0, state)
-                logits = torch.cat(new_logits) if len(new_logits) > 1 else new_logits[0]
-                state = StepState.cat(new_states) if len(new_states) > 1 else new_states[0]
-                rows.extend(j[0] for j in joiners)
-                self.max_rows_seen = max(self.max_rows_seen, len(rows))
-            procs = [g.proc for g in rows]
-            got = runner.run_chunk(logits, state, procs, CHUNK)
-            now = time.monotonic()
-            if got is not None:  # CHUNK tokens for every row in one compiled call (fastloop.py)
-                chunk, logits = got
-                tokens = None
-                keep = [i for i, (g, toks) in enumerate(zip(rows, chunk.tolist())) if g._take_many(toks, now, interval)]
-                self.steps += CHUNK
-            else:  # one token per row, chosen in Python (top-k, top-p, repetition penalty)
-                tokens = sample_rows(logits, procs)
-                keep = [i for i, g in enumerate(rows) if g._take(tokens[i], now, interval)]
-            if len(keep) < len(rows):  # finished or closed requests leave the batch
-                if not keep:
-                    rows.clear()
-                    logits = state = None
-                    continue
-                sel = torch.tensor(keep)
-                rows[:] = [rows[i] for i in keep]
-                state = state.select(sel)
-                if tokens is None:
-                    logits = logits.index_select(0, sel)
-                else:
-                    tokens = [tokens[i] for i in keep]
-            if tokens is not None:
-                logits = runner.step(torch.tensor(tokens), state)
-                self.steps += 1
+            if joiners:  # requests join at the end of the batch, between two calls
+                batch.add(joiners)
+                self.max_rows_seen = max(self.max_rows_seen, len(batch.rows))
+            chosen = batch.choose(CHUNK)
+            keep = [i for i, (g, tokens) in enumerate(zip(batch.rows, chosen)) if g.take(tokens)]
+            self.steps += batch.advance(keep)

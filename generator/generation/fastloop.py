@@ -3,7 +3,7 @@
 A step of a small LSTM costs far less than the Python around it (a few dozen tensor calls, each a trip
 through the interpreter). `run_chunk` samples `k` tokens for every row of a batch in one call: the loop,
 the cell, the int8 or fp32 products and the sampling all run in TorchScript's interpreter, and Python
-sees the tokens afterwards (output.py feeds them to the stop rules one by one, so a request
+sees the tokens afterwards (request.py feeds them to the stop rules one by one, so a request
 still stops at the exact character; at most k - 1 steps past its end are wasted).
 
 It serves the rows whose settings are *plain* (temperature only) or *greedy*; a row with top-k, top-p

@@ -1,17 +1,20 @@
-"""A loaded model that writes: `generator.load(name)` → `LoadedModel.generate(prompt, settings)`.
+"""A loaded model that writes: `generator.load(name)` → `LoadedModel`, the handle both generation paths
+start from.
 
-`generate` returns a `Generation`, an iterator of text pieces as they are produced: the prompt primes
-the LSTM's state in one pass, then the runner (`FastLSTM`, fastlstm.py: int8 on the CPU when
-the model card allows it, fp32 otherwise) samples tokens (sampling.py), many per call where the
-settings allow (fastloop.py); each token is decoded as it comes, printable text is handed out
-and the output stops at the exact unit boundary asked for. Closing the iterator (or breaking out of the
-loop) stops the work.
+`generate(prompt, settings)` steps one request on the calling thread (single.py); `serve(prompt,
+settings)` hands it to the model's batching engine (engine.py), stepped together with every other request
+on the model. Both return an iterator of text pieces with the same bookkeeping (request.py) and, for the
+same seed, the same text. The runner they step through is `FastLSTM` (fastlstm.py): int8 on the CPU when
+the model card allows it, fp32 otherwise.
 
 int8 is the CPU default when the model card says it stays within 0.02 bits/char of fp32 on the
 validation split (checked by the trainer with this same code); `quantize=False` keeps fp32.
 """
 
 from __future__ import annotations
+
+import json
+import threading
 
 import torch
 
@@ -20,15 +23,12 @@ from ..device import configure_cpu
 from ..errors import GhostwriteError
 from ..model import LSTMLanguageModel, ModelConfig
 from ..tokenizers import tokenizer_from_dict
-from .engine import BatchEngine
+from .engine import BatchedGeneration, BatchEngine
 from .fastlstm import FastLSTM, int8_available
-from .output import Output
-from .sampling import sample_rows
-from .settings import SamplingSettings, check_prompt
+from .settings import SamplingSettings
+from .single import Generation
 
 __all__ = ["Generation", "LoadedModel", "build_model", "load"]
-
-FIRST_CHUNK, CHUNK = 4, 32  # tokens per compiled call: the first few come at once, then larger strides
 
 
 def build_model(state: dict, meta: dict) -> LSTMLanguageModel:
@@ -38,51 +38,6 @@ def build_model(state: dict, meta: dict) -> LSTMLanguageModel:
     except (KeyError, RuntimeError) as e:
         raise GhostwriteError(f"checkpoint does not match its model card: {str(e).splitlines()[0]}") from None
     return model.eval()
-
-
-class Generation(Output):
-    """Iterator of text pieces, one request on the calling thread."""
-
-    def __init__(self, lm: "LoadedModel", prompt: str, settings: SamplingSettings):
-        self._ids = self._start(lm, prompt, settings)
-        self._it = self._run()
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> str:
-        return next(self._it)
-
-    def close(self) -> None:
-        self._it.close()
-
-    @torch.inference_mode()
-    def _run(self):
-        runner, proc = self.lm.runner, self.proc
-        logits, state = runner.prime(self._ids)
-        procs = [proc]
-        x = torch.empty(1, dtype=torch.long)
-        k = FIRST_CHUNK
-        while True:
-            got = runner.run_chunk(logits, state, procs, min(k, self.tokens_left()))
-            if got is not None:  # many tokens per call (fastloop.py)
-                tokens, logits = got
-                k = CHUNK
-                for nxt in tokens[0].tolist():
-                    piece, done = self._emit(nxt)
-                    if piece:
-                        yield piece
-                    if done:
-                        return
-                continue
-            nxt = sample_rows(logits, procs)[0]
-            piece, done = self._emit(nxt)
-            if piece:
-                yield piece
-            if done:
-                return
-            x[0] = nxt
-            logits = runner.step(x, state)
 
 
 class LoadedModel:
@@ -95,10 +50,8 @@ class LoadedModel:
         use_int8 = use_int8 and on_cpu and int8_available()
         self.int8 = use_int8
         self.runner = FastLSTM(model, int8=use_int8, banned=tokenizer.unk_id)  # what generation steps through
-        self._scorer = None
-        self._engine = None
-        import threading
-
+        self._scorer: FastLSTM | None = None
+        self._engine: BatchEngine | None = None
         self._engine_lock = threading.Lock()
 
     @property
@@ -115,26 +68,23 @@ class LoadedModel:
         return f"{self.name}@v{self.version}"
 
     def generate(self, prompt: str, settings: SamplingSettings | dict | None = None) -> Generation:
-        if not isinstance(settings, SamplingSettings):
-            settings = SamplingSettings.from_dict(settings)
-        return Generation(self, check_prompt(prompt), settings.validate())
+        """One request on the calling thread: an iterator of text pieces as they are produced."""
+        return Generation(self, prompt, settings)
 
     def complete(self, prompt: str, settings=None) -> str:
         return "".join(self.generate(prompt, settings))
 
-    def engine(self):
+    def engine(self) -> BatchEngine:
         """This model's batching engine (engine.py), started on first use."""
         with self._engine_lock:
             if self._engine is None:
                 self._engine = BatchEngine(self)
             return self._engine
 
-    def serve(self, prompt: str, settings: SamplingSettings | dict | None = None):
+    def serve(self, prompt: str, settings: SamplingSettings | dict | None = None) -> BatchedGeneration:
         """Like `generate`, but stepped together with every other request on this model: one forward
         per token for all of them. Same iterator interface and, for the same seed, the same text."""
-        if not isinstance(settings, SamplingSettings):
-            settings = SamplingSettings.from_dict(settings)
-        return self.engine().submit(check_prompt(prompt), settings.validate())
+        return self.engine().submit(prompt, settings)
 
 
 def load(spec: str, version: int | None = None, device: str = "cpu", quantize="auto") -> LoadedModel:
@@ -145,8 +95,6 @@ def load(spec: str, version: int | None = None, device: str = "cpu", quantize="a
     card = registry.read_card(name, version)
     state, meta = checkpoint.load(folder / "model.pt", map_location=device)
     try:
-        import json
-
         tokenizer = tokenizer_from_dict(json.loads((folder / "tokenizer.json").read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError) as e:
         raise GhostwriteError(f"unreadable tokenizer for {name}@v{version}: {e}") from None

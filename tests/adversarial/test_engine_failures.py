@@ -11,7 +11,7 @@ import time
 import pytest
 
 import generator
-from generator.generation import engine as batching
+from generator.generation import batch
 from generator.generation.fastlstm import FastLSTM
 
 
@@ -55,7 +55,7 @@ def test_piped_repl_reads_every_line_after_failures(tiny_model, monkeypatch, tmp
 
     monkeypatch.setenv("GHOSTWRITE_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
     monkeypatch.setattr(FastLSTM, "run_chunk", _broken)
-    monkeypatch.setattr(batching, "sample_rows", _broken)
+    monkeypatch.setattr(batch, "sample_rows", _broken)
     monkeypatch.setattr(threading, "excepthook", lambda args: time.sleep(0.5))
     lines = [f"line {i}" for i in range(15)]
     out = io.StringIO()

@@ -1,6 +1,8 @@
-"""One request's output, shared by the single-stream path (`loaded.Generation`) and the batching engine
-(`engine.BatchedGeneration`): the prompt primes the token choice, tokens are decoded as they come and the
-output is cut at the exact stop.
+"""One generation request's bookkeeping, the same whichever path steps it (`single.Generation` on the
+caller's thread, `engine.BatchedGeneration` in the batching engine): the prompt and settings checked, the
+seed drawn when none is given, the prompt's tail encoded and the repetition window primed with it, then
+each sampled token decoded as it comes, counted, and the output cut at the exact stop (stopping.py) or at
+the token cap. No torch calls here besides the token choice's own state (sampling.py).
 """
 
 from __future__ import annotations
@@ -8,41 +10,43 @@ from __future__ import annotations
 import secrets
 
 from .sampling import LogitsProcessor
-from .settings import SamplingSettings
+from .settings import SamplingSettings, check_prompt
 from .stopping import StopRule, token_cap
 
 CONTEXT_CHARS = 4_000  # how much of a long prompt (a growing story) primes the state
 
 
-class Output:
-    """Text bookkeeping shared by `Generation` and batched generations: decodes tokens as they come and
-    finds the exact stop. After it ends: `.text`, `.tokens_in`, `.tokens_out`, `.seed`."""
+class GenerationRequest:
+    """A prompt and its settings on a loaded model. `.ids` is what primes the network; `emit(token)`
+    records each sampled token. After it ends: `.text`, `.tokens_in`, `.tokens_out`, `.seed`."""
 
-    def _start(self, lm, prompt: str, settings: SamplingSettings) -> list[int]:
+    def __init__(self, tokenizer, prompt: str, settings: SamplingSettings | dict | None):
+        if not isinstance(settings, SamplingSettings):
+            settings = SamplingSettings.from_dict(settings)
+        prompt = check_prompt(prompt)
+        settings.validate()
         if settings.seed is None:
             settings = SamplingSettings(**{**settings.to_dict(), "seed": secrets.randbits(31)})
-        self.lm, self.prompt, self.settings = lm, prompt, settings
+        self.prompt, self.settings = prompt, settings
         self.seed = settings.seed
         self.text = ""
         self.tokens_out = 0
-        tok = lm.tokenizer
-        context = prompt[-CONTEXT_CHARS:] or "\n"
-        ids = tok.encode(context) or [tok.unk_id]
+        ids = tokenizer.encode(prompt[-CONTEXT_CHARS:] or "\n") or [tokenizer.unk_id]
+        self.ids = ids
         self.tokens_in = len(ids)
-        self.proc = LogitsProcessor(settings, tok.vocab_size, banned=tok.unk_id)
+        self.proc = LogitsProcessor(settings, tokenizer.vocab_size, banned=tokenizer.unk_id)
         for t in ids[-self.proc.window:]:
             self.proc.observe(t)
         self._stop = StopRule(settings.unit, settings.length)
-        self._decoder = tok.stream_decoder()
+        self._decoder = tokenizer.stream_decoder()
         self._cap = token_cap(settings)
         self._by_tokens = settings.unit == "tokens"
-        return ids
 
     def tokens_left(self) -> int:
         """Tokens the cap still allows (at least 1)."""
         return max(1, self._cap - self.tokens_out)
 
-    def _emit(self, token: int) -> tuple[str, bool]:
+    def emit(self, token: int) -> tuple[str, bool]:
         """Take one sampled token: (text that became printable, whether the output is complete)."""
         self.proc.observe(token)
         self.tokens_out += 1
