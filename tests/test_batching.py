@@ -66,6 +66,28 @@ def test_alone_batched_and_direct_give_the_same_text(lm):
     assert engine.steps - steps_before < produced  # one forward step served several requests
 
 
+def test_both_paths_keep_the_same_books(lm):
+    """generate and serve share one request's bookkeeping: same text, tokens in and out, seed (drawn when
+    none is given and reported), for every unit, through the compiled loop and the Python choice."""
+    cases = [("KING:\n", {"temperature": 0, "length": 3, "unit": "words"}),
+             ("QUEEN:\nO", {"temperature": 0, "length": 2, "unit": "sentences", "top_k": 3}),
+             ("x" * 5000, {"temperature": 0, "length": 40, "unit": "tokens", "repetition_penalty": 1.2}),
+             ("The ", {"temperature": 0, "length": 1, "unit": "paragraphs"})]
+    if lm.int8:
+        cases += [(p, {**s, "temperature": 0.9, "seed": 4}) for p, s in cases]
+    for prompt, s in cases:
+        direct, served = lm.generate(prompt, s), lm.serve(prompt, s)
+        assert "".join(direct) == direct.text == "".join(served) == served.text != ""
+        assert direct.tokens_in == served.tokens_in == min(len(prompt), 4_000)  # the prompt's tail primes
+        assert direct.tokens_out == served.tokens_out > 0
+        assert isinstance(direct.seed, int) and isinstance(served.seed, int)
+        assert (direct.seed == served.seed) == ("seed" in s)
+    with pytest.raises(generator.GhostwriteError, match="prompt too long"):
+        lm.serve("x" * 20_001, {})
+    with pytest.raises(generator.GhostwriteError, match="temperature"):
+        lm.generate("x", {"temperature": -1})
+
+
 def test_requests_join_and_leave_while_others_run(lm):
     long_settings = {"temperature": 0.9, "length": 20_000, "seed": 5}  # ~1 s: long enough to overlap
     want = lm.complete("KING:\n", long_settings)
