@@ -133,7 +133,7 @@ def concurrency(lm, levels: list[int], rounds: int, n_tokens: int, home) -> list
     from bot.store import Store
 
     class Service(ContinuationService):
-        def model(self, spec):  # the model loaded (and configured) here, through the usual stream path
+        def load_model(self, name, version):  # the model loaded (and configured) here, through the usual stream path
             return lm
 
     svc = Service(store=Store(f"sqlite:///{home}/bench-generation.db"))

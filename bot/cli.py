@@ -94,13 +94,9 @@ def generate_command(
 @app.command("health")
 def health_command():
     """Exit 0 when the store opens and at least one model is registered (container health check)."""
-    from bot.store import Store
-    from generator.registry import list_models
+    from bot.service import ContinuationService
 
-    store = Store()
-    store.close()
-    if not list_models():
-        fail("no model registered yet")
+    ContinuationService().health()  # the store opens, a model is registered; or one line, exit 2
     print("ok")
 
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from bot.jobs import MAX_JOB_SECONDS
+from bot.service import MAX_JOB_SECONDS
 from generator.cli import console, fail, finite
 
 
@@ -21,17 +21,16 @@ def retrain_command(
     detach: bool = typer.Option(False, "--detach", help="Start the job and return at once."),
 ):
     """Retrain MODEL on a new corpus in a background process; serving switches when it is done."""
-    from bot.jobs import JobRunner
-    from bot.store import Store
+    from bot.service import ContinuationService
 
-    runner = JobRunner(Store())
-    run_id = runner.submit(model, corpus, base="fresh" if fresh else None, max_time=max_time, requested_by="cli")
+    svc = ContinuationService()
+    run_id = svc.retrain(model, corpus, base="fresh" if fresh else None, max_time=max_time, requested_by="cli")
     console.print(f"training run {run_id} started for {model}")
     if detach:
         return
     try:
         while True:
-            st = runner.status(run_id)
+            st = svc.job_status(run_id)
             if st["status"] not in ("queued", "running"):
                 break
             p = st.get("progress") or {}
@@ -40,7 +39,7 @@ def retrain_command(
                 console.print(f"  step {p['step']}/{p.get('total_steps') or '?'}{vb}", highlight=False)
             time.sleep(2)
     except KeyboardInterrupt:
-        runner.cancel(run_id)
+        svc.cancel_job(run_id)
         fail(f"training run {run_id} cancelled; {model} keeps serving its current version", code=130)
     if st["status"] != "complete":
         fail(f"training run {run_id} {st['status']}: {st.get('error') or 'no details'}")

@@ -21,8 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from generator import paths
-from generator.errors import GhostwriteError
+from bot.service import ContinuationService, GhostwriteError, atomic_write_text, unsurrogate
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,10 +52,9 @@ def _friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _store() -> Any:
-    from bot.store import Store
-
-    return Store()
+def _service() -> ContinuationService:
+    """The service, for one command: `with _service() as svc:` (its store is closed at the end)."""
+    return ContinuationService()
 
 
 def parse_since(value: str | None, now: datetime | None = None) -> datetime | None:
@@ -105,8 +103,6 @@ def _parse_id(value: str) -> int:
 def _text(value: str | None) -> str | None:
     """A value to look for in stored text: undecodable bytes (argv's lone surrogates) as the store keeps
     them, U+FFFD (a surrogate cannot even be sent to the database)."""
-    from generator.corpus import unsurrogate
-
     return None if value is None else unsurrogate(value)
 
 
@@ -160,8 +156,8 @@ def list_cmd(
 ) -> None:
     """The newest continuations first."""
     filters = _filters(model, source, user, since)
-    with _store() as store:
-        gens = store.list_generations(limit=limit, **filters)
+    with _service() as svc:
+        gens = svc.history(limit=limit, **filters)
     if as_json:
         _emit_json([g.to_dict() for g in gens])
     elif not gens:
@@ -180,8 +176,8 @@ def search_cmd(
 ) -> None:
     """Full-text search over prompts and outputs (every word must appear), best match first."""
     text = _text(text)
-    with _store() as store:
-        gens = store.search(text, limit=limit)
+    with _service() as svc:
+        gens = svc.search(text, limit=limit)
     if as_json:
         _emit_json([g.to_dict() for g in gens])
     elif not gens:
@@ -198,11 +194,11 @@ def show_cmd(
 ) -> None:
     """One continuation in full, after the chain of continuations it extends."""
     n = _parse_id(gen_id)
-    with _store() as store:
-        if store.get(n) is None:
+    with _service() as svc:
+        if svc.generation(n) is None:
             raise GhostwriteError(f"no generation with id {n}")
-        chain = store.chain(n)
-        feedback = store.get_feedback(n)
+        chain = svc.chain(n)
+        feedback = svc.votes(n)
     gen = chain[-1]
     if as_json:
         _emit_json({"generation": gen.to_dict(), "chain": [g.to_dict() for g in chain[:-1]],
@@ -258,14 +254,14 @@ def export_cmd(
     if fmt not in ("jsonl", "csv"):
         raise GhostwriteError(f"unknown export format {fmt!r}; use jsonl or csv")
     filters = _filters(model, source, user, since)
-    with _store() as store:
+    with _service() as svc:
         if output is None or str(output) == "-":
-            store.export(fmt, sys.stdout, **filters)
+            svc.export(fmt, sys.stdout, **filters)
             return
         buffer = io.StringIO(newline="")
-        count = store.export(fmt, buffer, **filters)
+        count = svc.export(fmt, buffer, **filters)
     try:  # a regular file is replaced whole; a symlink's target likewise; a device or FIFO is written to
-        paths.atomic_write_text(output, buffer.getvalue())
+        atomic_write_text(output, buffer.getvalue())
     except OSError as e:
         raise GhostwriteError(f"cannot write {output}: {e.strerror or e}") from None
     typer.echo(f"exported {count} continuation(s) to {output}", err=True)
@@ -280,9 +276,9 @@ def forget_cmd(
 ) -> None:
     """Delete everything stored about one user (a privacy request)."""
     user = _text(user)
-    with _store() as store:
+    with _service() as svc:
         if not yes:
-            would = store.forget_user(user, dry_run=True)
+            would = svc.forget(user, dry_run=True)
             summary = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in would.items())
             try:
                 sure = typer.confirm(f"Delete all data of user {user} ({summary})?", default=False)
@@ -291,7 +287,7 @@ def forget_cmd(
             if not sure:
                 typer.echo("nothing deleted", err=True)
                 raise typer.Exit(1)
-        counts = store.forget_user(user)
+        counts = svc.forget(user)
     if as_json:
         _emit_json({"user_id": user, "deleted": counts})
     else:
@@ -306,8 +302,8 @@ def forget_cmd(
 @_friendly
 def stats_cmd(as_json: bool = typer.Option(False, "--json", help="JSON for scripts")) -> None:
     """Counts, statuses, latency percentiles, tokens and feedback by model."""
-    with _store() as store:
-        stats = store.stats()
+    with _service() as svc:
+        stats = svc.stats()
     if as_json:
         _emit_json(stats)
         return

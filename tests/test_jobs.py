@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bot.jobs import JobRunner
+from bot.service.jobs import JobRunner
 from bot.store import Store
 from generator import registry
 from generator.errors import GhostwriteError

@@ -52,12 +52,12 @@ class FakeStream:
                              3, len(text), 5, dict(self.req.settings), svc.store_error)
 
 
-class FakeStore:
+class FakeHistory:
     def __init__(self, gens=(), fail=None):
         self.gens, self.fail = list(gens), fail
         self.calls = []
 
-    def list_generations(self, **kw):
+    def __call__(self, **kw):
         self.calls.append(kw)
         if self.fail:
             raise GhostwriteError(self.fail)
@@ -79,7 +79,21 @@ class FakeService:
         self.crash_at = kw.get("crash_at")
         self.interrupt_at = kw.get("interrupt_at")
         self.delay = kw.get("delay", 0)
-        self.store = kw.get("store") or FakeStore()
+        self.history = kw.get("history") or FakeHistory()
+        self.jobs = kw.get("jobs")
+
+    # retraining: the service's calls, answered by a FakeRunner
+    def retrain(self, model, corpus, base=None, max_time=None, requested_by=None):
+        return self.jobs.submit(model, corpus, base=base, max_time=max_time, requested_by=requested_by)
+
+    def job_status(self, run_id=None):
+        return self.jobs.status(run_id)
+
+    def current_job(self):
+        return None if self.jobs is None else self.jobs.current()
+
+    def cancel_job(self, run_id=None):
+        return self.jobs.cancel(run_id)
 
     def resolve(self, spec):
         if spec in (None, "fake"):
@@ -337,8 +351,8 @@ def test_history_show_models_model():
     gen = Generation(id=7, created_at=datetime(2026, 1, 2, 3, 4), source="repl", user_id=None, user_name="me",
                      guild_id=None, channel_id=None, model="fake", model_version=1, prompt="The king",
                      output="spoke at last " + "and on " * 40, status="interrupted")
-    store = FakeStore([gen])
-    s = make(FakeService(store=store))
+    store = FakeHistory([gen])
+    s = make(FakeService(history=store))
     commands.handle(s, "/history 5")
     out = one_line(s)
     assert "#7" in out and "[interrupted]" in out and "spoke at last" in out
@@ -346,7 +360,7 @@ def test_history_show_models_model():
     assert store.calls == [{"source": "repl", "limit": 5}]
     commands.handle(s, "/history x")
     assert "usage: /history [N]" in one_line(s)
-    s = make(FakeService(store=FakeStore(fail="the database is unreachable")))
+    s = make(FakeService(history=FakeHistory(fail="the database is unreachable")))
     commands.handle(s, "/history")
     assert "the database is unreachable" in one_line(s)
     commands.handle(s, "/show")
@@ -382,8 +396,8 @@ class FakeRunner:
 
 
 def test_retrain_through_the_job_runner():
-    s = make()
-    s.jobs = runner = FakeRunner()
+    runner = FakeRunner()
+    s = make(FakeService(jobs=runner))
     commands.handle(s, "/retrain")
     assert "usage: /retrain" in one_line(s)
     commands.handle(s, "/retrain corpus.txt --max-time abc")
@@ -412,13 +426,13 @@ def test_real_service_story_rows(tiny_model):
     commands.handle(s, "/continue")
     commands.handle(s, "/retry")
     ids = [t.generation_id for t in s.story.turns]
-    rows = [svc.store.get(i) for i in ids]
+    rows = [svc.generation(i) for i in ids]
     assert all(r.source == "repl" and r.status == "complete" and r.model == "tiny" for r in rows)
     assert rows[0].prompt == "The king" and rows[0].output == s.story.turns[0].model
     assert rows[1].prompt == s.story.turns[0].text
-    retried = svc.store.get(rows[1].parent_id)  # the /continue that /retry replaced
+    retried = svc.generation(rows[1].parent_id)  # the /continue that /retry replaced
     assert retried.prompt == rows[1].prompt and retried.parent_id == rows[0].id
-    assert [g.id for g in svc.store.chain(rows[1].id)] == [rows[0].id, retried.id, rows[1].id]
+    assert [g.id for g in svc.chain(rows[1].id)] == [rows[0].id, retried.id, rows[1].id]
     assert "seed is fixed" in screen(s)
     commands.handle(s, "/show")
     assert "tiny@v1" in screen(s)

@@ -1,5 +1,5 @@
 """Server administration: /settings (per guild and per channel) and /retrain (a new voice from an uploaded
-corpus, trained by `bot.jobs.JobRunner` in its own process; the service serves the new version as soon as it
+corpus, trained by the service's retraining job in its own process; the service serves the new version as soon as it
 is registered, so nothing here restarts anything)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from bot.discord import render
 from bot.discord.compat import commands
 from bot.discord.options import SAMPLING_KEYS, SettingKey, parse_value
 from bot.discord.replies import NO_MENTIONS, surface_for
-from generator.errors import GhostwriteError
+from bot.service import Request
 
 log = logging.getLogger("ghostwrite.discord")
 
@@ -75,7 +75,7 @@ class SettingsMixin:
     @admin_only()
     async def settings_show(self, ctx: commands.Context):
         """Show this server's settings and the channel overrides."""
-        values = await self.io(self.store.all_settings, ctx.guild.id)
+        values = await self.io(self.svc.all_settings, ctx.guild.id)
         lines = [f"**Server:** {describe_settings(values.get('guild', {}))}"]
         for channel_id, chan in sorted(values.get("channels", {}).items()):
             lines.append(f"<#{channel_id}>: {describe_settings(chan)}")
@@ -94,16 +94,14 @@ class SettingsMixin:
         elif key not in ("model", "mentions"):
             # checked with the settings it will be used with: `length 1000` then `unit sentences` (each fine
             # alone) used to leave every /continue there failing
-            from bot.service import Request
-
-            current = await self.io(self.store.get_settings, ctx.guild.id, channel.id if channel else None)
+            current = await self.io(self.svc.guild_settings, ctx.guild.id, channel.id if channel else None)
             merged = {k: v for k, v in current.items() if k in SAMPLING_KEYS and v is not None}
             merged.pop(key, None)
             if parsed is not None:
                 merged[key] = parsed
             await self.io(self.svc.validate, Request(prompt="", settings=merged))
         scope, scope_id = ("channel", channel.id) if channel else ("guild", ctx.guild.id)
-        values = await self.io(self.store.set_setting, scope, scope_id, key, parsed, guild_id=ctx.guild.id)
+        values = await self.io(self.svc.set_setting, scope, scope_id, key, parsed, guild_id=ctx.guild.id)
         self.forget_cached_settings()
         where = channel.mention if channel else "this server"
         await ctx.send(f"Settings for {where}: {describe_settings(values)}", ephemeral=True,
@@ -114,10 +112,10 @@ class SettingsMixin:
     @app_commands.describe(channel="The channel", allowed="Whether Ghostwrite may answer there")
     async def settings_channel(self, ctx: commands.Context, channel: discord.TextChannel, allowed: bool):
         """Allow or disallow a channel. Once any channel is allowed, only allowed channels are."""
-        current = await self.io(self.store.get_settings, ctx.guild.id, None)
+        current = await self.io(self.svc.guild_settings, ctx.guild.id, None)
         chans = [str(c) for c in current.get("allowed_channels") or []]
         chans = sorted(set(chans) | {str(channel.id)}) if allowed else [c for c in chans if c != str(channel.id)]
-        await self.io(self.store.set_setting, "guild", ctx.guild.id, "allowed_channels", chans or None)
+        await self.io(self.svc.set_setting, "guild", ctx.guild.id, "allowed_channels", chans or None)
         self.forget_cached_settings()
         shown = " ".join(f"<#{c}>" for c in chans) or "every channel"
         await ctx.send(f"Ghostwrite answers in: {shown}", ephemeral=True, allowed_mentions=NO_MENTIONS)
@@ -160,13 +158,6 @@ def describe_run(run: typing.Any) -> str:
 
 
 class RetrainMixin:
-    def runner(self):
-        if self.job_runner is None:
-            from bot.jobs import JobRunner
-
-            self.job_runner = JobRunner(self.store)
-        return self.job_runner
-
     @commands.hybrid_group(name="retrain", fallback="start")
     @commands.guild_only()
     @app_commands.default_permissions(administrator=True)
@@ -188,8 +179,8 @@ class RetrainMixin:
         data = await corpus.read()
         settings = await self.settings_for(ctx.guild.id, ctx.channel.id)
         model = name or settings.get("model") or (await self.io(self.svc.resolve, None))[0]
-        path = await self.io(_save_corpus, data, limit, ctx.guild.id, corpus.filename)
-        run_id = await self.io(self.runner().submit, model, str(path), base=None if base == "current" else "fresh",
+        path = await self.io(self.svc.keep_upload, data, limit, f"discord/{ctx.guild.id}", corpus.filename)
+        run_id = await self.io(self.svc.retrain, model, str(path), base=None if base == "current" else "fresh",
                                max_time=self.config.retrain_max_time, requested_by=str(ctx.author.id))
         message = await surface.send_page(0, f"Training **{render.escape(model)}** (run #{run_id}) is queued.", None)
         self.spawn(self._watch_run(run_id, message, ctx.channel), name=f"ghostwrite-retrain-{run_id}")
@@ -199,7 +190,7 @@ class RetrainMixin:
         interaction token expires after 15 minutes)."""
         shown, started = None, time.monotonic()
         while True:
-            run = await self.io(self.runner().status, run_id)
+            run = await self.io(self.svc.job_status, run_id)
             text = describe_run(run)
             if text != shown:
                 try:
@@ -219,8 +210,8 @@ class RetrainMixin:
     @admin_only("administrator")
     async def retrain_status(self, ctx: commands.Context):
         """Show the running (or last) training job."""
-        run_id = await self.io(self.runner().current)
-        run = await self.io(self.runner().status, run_id)  # None: the newest run
+        run_id = await self.io(self.svc.current_job)
+        run = await self.io(self.svc.job_status, run_id)  # None: the newest run
         text = describe_run(run) if run is not None else "No training job has run yet."
         await ctx.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
@@ -228,36 +219,18 @@ class RetrainMixin:
     @admin_only("administrator")
     async def retrain_cancel(self, ctx: commands.Context):
         """Cancel the running training job (the current version keeps serving)."""
-        run_id = await self.io(self.runner().current)
+        run_id = await self.io(self.svc.current_job)
         if run_id is None:
             await surface_for(ctx).fail("No training job is running.")
             return
         await ctx.defer(ephemeral=True)
         # Stopping the trainer can take seconds: not on the worker that serves store calls.
-        await self.in_thread(self.runner().cancel, run_id)
+        await self.in_thread(self.svc.cancel_job, run_id)
         await ctx.send(f"Cancelled run #{run_id}; the current version keeps serving.", ephemeral=True,
                        allowed_mentions=NO_MENTIONS)
 
     async def stop_jobs(self) -> None:
         """On unload: a training job dies with its watcher, so cancel it (the old version keeps serving)."""
-        if self.job_runner is not None and await self.io(self.job_runner.current) is not None:
+        if await self.io(self.svc.current_job) is not None:
             log.info("cancelling the running training job")
-            await self.in_thread(self.job_runner.shutdown)
-
-
-def _save_corpus(data: bytes, limit: int, guild_id: int, filename: str):
-    """Check an uploaded corpus (size, UTF-8, not empty) and keep it under the data directory."""
-    from generator.paths import atomic_write_bytes, home
-
-    if len(data) > limit:
-        raise GhostwriteError(f"That file is {len(data):,} bytes; the limit is {limit:,} bytes.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise GhostwriteError(f"That file is not UTF-8 text (bad byte at offset {e.start}).") from None
-    if "\x00" in text or not text.strip():
-        raise GhostwriteError("That file is empty or not plain text.")
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", filename.rsplit(".", 1)[0])[:40] or "corpus"
-    path = home() / "uploads" / "discord" / str(guild_id) / f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}.txt"
-    atomic_write_bytes(path, text.replace("\r\n", "\n").encode("utf-8"))
-    return path
+            await self.in_thread(self.svc.stop_jobs)

@@ -35,7 +35,8 @@ from bot.discord.options import SAMPLING_KEYS, with_settings
 from bot.discord.replies import InteractionSurface, MessageSurface, StreamingReply, Surface, surface_for
 from bot.discord.story import StoryMixin
 from bot.discord.views import GenerationButton, generation_view
-from generator.errors import GhostwriteError
+from bot.service import Ghostwrite as Service
+from bot.service import GhostwriteError, Prepared, Request, Result
 
 log = logging.getLogger("ghostwrite.discord")
 
@@ -50,13 +51,11 @@ def feedback_value(emoji: str) -> int | None:
 class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Cog, name="Ghostwrite"):
     """Continue any text in the voice of a trained author."""
 
-    def __init__(self, bot: commands.Bot, service: typing.Any = None, config: DiscordConfig | None = None,
-                 job_runner: typing.Any = None):
+    def __init__(self, bot: commands.Bot, service: Service | None = None, config: DiscordConfig | None = None):
         self.bot = bot
         self.config = config or DiscordConfig.from_env()
-        self.svc = service
+        self.svc: Service = service  # type: ignore[assignment] - made in cog_load when none is given
         self._own_service = service is None
-        self.job_runner = job_runner
         self.cooldown = UserCooldown(self.config.cooldown_rate, self.config.cooldown_per)
         self.gate = GenerationGate(self.config.max_concurrent, self.config.max_queue,
                                    queue_timeout=self.config.queue_timeout)
@@ -105,7 +104,7 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
         if self._background:
             await asyncio.wait(set(self._background), timeout=5)
         if self._executor is not None:
-            if self._own_service and self.svc is not None and hasattr(self.svc, "close"):
+            if self._own_service and self.svc is not None:
                 await self.io(self.svc.close)
             await self.io(lambda: None)  # single worker, FIFO: every queued store write is done now
             self._executor.shutdown(wait=False)
@@ -139,16 +138,11 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
         threading.Thread(target=work, name="ghostwrite-discord-slow", daemon=True).start()
         return await asyncio.wrap_future(future)
 
-    @property
-    def store(self):
-        return self.svc.store
-
     async def _warm_up(self) -> None:
         """Open the store and load the default model now (migrations, torch import and weights take seconds),
         not on the first request."""
-        load = getattr(self.svc, "model", lambda spec: None)
         try:
-            await self.in_thread(lambda: (self.svc.store, load(None)))
+            await self.in_thread(self.svc.warm_up)
             log.info("default model loaded")
         except Exception as e:  # no model yet, say: the first request will explain
             log.info("default model not preloaded: %s", e)
@@ -167,7 +161,7 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
         hit = self._settings_cache.get(key)
         if hit and time.monotonic() - hit[0] < 30:
             return hit[1]
-        values = await self.io(self.store.get_settings, guild_id, channel_id) if guild_id else {}
+        values = await self.io(self.svc.guild_settings, guild_id, channel_id) if guild_id else {}
         self._settings_cache[key] = (time.monotonic(), values)
         return values
 
@@ -197,7 +191,7 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
     async def run_generation(self, surface: Surface, user: discord.abc.User, guild_id: int | None,
                              channel_id: int | None, prompt: str, *, model: str | None = None,
                              overrides: dict | None = None, parent_id: int | None = None,
-                             shown: str | None = None, check_channel: bool = True) -> typing.Any:
+                             shown: str | None = None, check_channel: bool = True) -> Result | None:
         """Admit, acknowledge, stream a continuation of `prompt` to `surface`; returns the service Result (or
         None when refused or failed: the user has been told why)."""
         try:
@@ -213,8 +207,6 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
 
     async def _generate(self, surface, ticket, user, guild_id, channel_id, prompt, model, overrides,
                         parent_id, shown):
-        from bot.service import Request
-
         try:
             await surface.begin()
             settings = await self.settings_for(guild_id, channel_id)
@@ -228,9 +220,10 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
                           source="discord", user_id=str(user.id), user_name=str(user),
                           guild_id=str(guild_id) if guild_id else None,
                           channel_id=str(channel_id) if channel_id else None, parent_id=parent_id)
-            await self.io(self._check, req)
+            # the door, passed once (prompt, settings, model): a bad request fails fast, with one line
+            prepared = await self.io(self.svc.prepare, req)
             async with ticket:
-                return await self._stream(surface, req, prompt if shown is None else shown)
+                return await self._stream(surface, prepared, prompt if shown is None else shown)
         except (Refused, GhostwriteError) as e:
             await surface.fail(str(e))
         except Busy as e:
@@ -241,12 +234,7 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
             ticket.cancel()
         return None
 
-    def _check(self, req) -> None:
-        """Fail fast with the service's one-line error (bad settings, prompt too long, unknown model)."""
-        self.svc.validate(req)
-        self.svc.resolve(req.model)
-
-    async def _stream(self, surface: Surface, req, shown: str):
+    async def _stream(self, surface: Surface, req: Prepared, shown: str) -> Result | None:
         reply = StreamingReply(surface, shown, interval=self.config.edit_interval)
         astream = self.svc.astream(req)
         reply.start()
@@ -275,7 +263,7 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
             log.warning("generation %s failed part-way: %s", result.generation_id, result.error)
         await reply.finish(self.footer(result), generation_view(result.generation_id))
         if reply.last_message_id is not None:
-            await self.io(self.store.set_message_id, result.generation_id, reply.last_message_id)
+            await self.io(self.svc.set_message_id, result.generation_id, reply.last_message_id)
         return result
 
     async def _finish_interrupted(self, reply: StreamingReply, astream) -> None:
@@ -283,12 +271,12 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
             await astream.aclose()
         except Exception:
             log.debug("closing an interrupted stream", exc_info=True)
-        result = getattr(astream, "result", None)
+        result = astream.result
         try:
             if result is not None:
                 await reply.finish(self.footer(result), wait=False)
                 if reply.last_message_id is not None:
-                    await self.io(self.store.set_message_id, result.generation_id, reply.last_message_id)
+                    await self.io(self.svc.set_message_id, result.generation_id, reply.last_message_id)
             else:
                 await reply.stop()
         except Exception:
@@ -316,7 +304,7 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
     async def on_generation_button(self, interaction: discord.Interaction, action: str, generation_id: int):
         surface = InteractionSurface(interaction)
         try:
-            gen = await self.io(self.store.get, generation_id)
+            gen = await self.io(self.svc.generation, generation_id)
         except Refused as e:
             await surface.fail(str(e))
             return
@@ -373,14 +361,14 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
         if payload.member is not None and payload.member.bot:
             return
         try:
-            gen = await self.io(self.store.find_by_message, payload.message_id)
+            gen = await self.io(self.svc.find_by_message, payload.message_id)
             if gen is None:
                 return
             emoji = "👍" if value > 0 else "👎"
             if add:
-                await self.io(self.store.add_feedback, gen.id, payload.user_id, value, emoji)
+                await self.io(self.svc.vote, gen.id, payload.user_id, value, emoji)
             else:
-                await self.io(self.store.remove_feedback, gen.id, payload.user_id, emoji)
+                await self.io(self.svc.unvote, gen.id, payload.user_id, emoji)
         except Exception:
             log.exception("could not record a reaction on message %s", payload.message_id)
 
@@ -393,4 +381,4 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
 
     # ------------------------------------------------------------------ Red: data deletion requests
     async def red_delete_data_for_user(self, *, requester: str, user_id: int) -> None:
-        await self.io(self.store.forget_user, user_id)
+        await self.io(self.svc.forget, user_id)

@@ -57,7 +57,7 @@ class InfoMixin:
     async def history(self, ctx: commands.Context, count: commands.Range[int, 1, 25] = 5):
         """Your last continuations (only you see them)."""
         count = min(count, self.config.history_limit)
-        gens = await self.io(self.store.list_generations, source="discord", user_id=ctx.author.id, limit=count)
+        gens = await self.io(self.svc.history, source="discord", user_id=ctx.author.id, limit=count)
         if not gens:
             await ctx.send("You have no stored continuations.", ephemeral=True, allowed_mentions=NO_MENTIONS)
             return
@@ -71,7 +71,7 @@ class InfoMixin:
     @commands.hybrid_command(name="forget")
     async def forget(self, ctx: commands.Context):
         """Delete everything Ghostwrite stored about you (continuations, votes, stories you started)."""
-        counts = await self.io(self.store.forget_user, ctx.author.id)
+        counts = await self.io(self.svc.forget, ctx.author.id)
         self.cooldown.reset(ctx.author.id)
         done = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if k != "training_runs")
         await ctx.send(f"Done: deleted {done}.", ephemeral=True, allowed_mentions=NO_MENTIONS)

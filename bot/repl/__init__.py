@@ -46,9 +46,7 @@ def run_repl(model: str | None = None, mode: str = "story", stdin=None, stdout=N
 
     from bot.repl.session import MODES, ReplSession
     from bot.repl.terminal import TerminalInput, interactive_loop, piped_loop
-    from bot.service import ContinuationService
-    from generator.errors import GhostwriteError
-    from generator.paths import home
+    from bot.service import ContinuationService, GhostwriteError, home
 
     if stdin is None and hasattr(sys.stdin, "reconfigure"):
         # bytes that are not UTF-8 reach the service's door (clean_text) instead of ending the loop
@@ -79,9 +77,10 @@ def run_repl(model: str | None = None, mode: str = "story", stdin=None, stdout=N
         session = ReplSession(svc, console, model=model or name, mode=mode, interactive=False, out=stdout,
                               user_name=user)
         code = piped_loop(session, stdin)
-    if session.jobs is not None and session.jobs.current() is not None:
-        console.print(f"cancelling training run {session.jobs.current()}", style="dim", markup=False)
-        session.jobs.shutdown()
+    running = svc.current_job()
+    if running is not None:
+        console.print(f"cancelling training run {running}", style="dim", markup=False)
+        svc.stop_jobs()
     return code
 
 

@@ -14,9 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.repl.session import MODEL_STYLE, MODES, NOTE_STYLE, USER_STYLE, ReplSession
-from bot.service import SETTINGS, SamplingSettings, lookup_setting, settings_line
-from generator.errors import GhostwriteError
-from generator.paths import atomic_write_text
+from bot.service import SETTINGS, GhostwriteError, SamplingSettings, atomic_write_text, lookup_setting, settings_line
 
 
 @dataclass
@@ -300,7 +298,7 @@ def history_cmd(s: ReplSession, arg: str) -> None:
             raise usage("history") from None
         if not 1 <= n <= 1000:
             raise GhostwriteError(f"N must be between 1 and 1000, got {n}")
-    gens = s.svc.store.list_generations(source="repl", limit=n)
+    gens = s.svc.history(source="repl", limit=n)
     if not gens:
         s.note("(nothing stored from the REPL yet)")
         return
@@ -353,9 +351,9 @@ def retrain_cmd(s: ReplSession, arg: str) -> None:
         raise GhostwriteError(f"usage: {COMMANDS['retrain'].usage} ({e})") from None
     if not words:
         raise usage("retrain")
-    runner = _runner(s)
+    svc = s.svc
     if words == ["status"]:
-        st = runner.status(s.job_id) if s.job_id is not None else runner.status()
+        st = svc.job_status(s.job_id)  # (None: the newest run)
         if not st:
             s.note("(no training runs yet)")
             return
@@ -368,7 +366,7 @@ def retrain_cmd(s: ReplSession, arg: str) -> None:
               + (f": {st['error']}" if st.get("error") else ""))
         return
     if words == ["cancel"]:
-        if runner.cancel(s.job_id):
+        if svc.cancel_job(s.job_id):
             s.say("training cancelled; the current version keeps serving")
             s.job_id = None
         else:
@@ -397,18 +395,7 @@ def retrain_cmd(s: ReplSession, arg: str) -> None:
     if corpus is None:
         raise usage("retrain")
     name, version = s.resolve()
-    s.job_id = runner.submit(name, corpus, base="fresh" if fresh else None, max_time=max_time,
-                             requested_by="repl")
+    s.job_id = svc.retrain(name, corpus, base="fresh" if fresh else None, max_time=max_time, requested_by="repl")
     how = "from scratch" if fresh else f"from {name}@v{version}"
     s.say(f"training run {s.job_id} started: {name} on {corpus}, {how}. Keep writing; the new version "
           "serves when it is done (/retrain status).")
-
-
-def _runner(s: ReplSession):
-    if s.jobs is None:
-        try:
-            from bot.jobs import JobRunner
-        except ModuleNotFoundError as e:  # pragma: no cover - bot.jobs ships with the bot
-            raise GhostwriteError(f"retraining is not available here ({e})") from None
-        s.jobs = JobRunner(s.svc.store)
-    return s.jobs

@@ -1,8 +1,9 @@
 """One REPL session: the story, the settings, the model, and running a generation.
 
-A generation runs on a worker thread (the service's blocking `svc.stream`); the main thread only waits
-on a queue and prints, so Ctrl+C (KeyboardInterrupt, always raised in the main thread) is caught there
-at any moment, sets the stream's cancel event, and the service stores the partial text as interrupted.
+A generation runs on a worker thread (the service's blocking `svc.stream`, read through the service's
+bridge, `Relay`); the main thread only waits for its text and prints, so Ctrl+C (KeyboardInterrupt, always
+raised in the main thread) is caught there at any moment, sets the stream's cancel event, and the service
+stores the partial text as interrupted.
 Nothing here imports torch or SQL: everything goes through the continuation service.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import threading
 from typing import IO, Any
 
@@ -19,8 +19,16 @@ from rich.console import Console
 from rich.style import Style
 
 from bot.repl.story import Story, Turn, escape_line
-from bot.service import Request, Result, SamplingSettings, check_prompt, clean_text
-from generator.errors import GhostwriteError
+from bot.service import (
+    Ghostwrite,
+    GhostwriteError,
+    Relay,
+    Request,
+    Result,
+    SamplingSettings,
+    check_prompt,
+    clean_text,
+)
 
 log = logging.getLogger("ghostwrite.repl")
 
@@ -30,7 +38,6 @@ HINT_STYLE = "yellow"
 ERROR_STYLE = "bold red"
 NOTE_STYLE = "dim"
 MODES = ("story", "single")
-_END = object()
 
 
 class StreamWriter:
@@ -103,7 +110,7 @@ class ReplSession:
     (a command or text for the story). `console` gets messages; in piped mode `out` gets exactly one
     line per continuation and `console` is standard error."""
 
-    def __init__(self, svc: Any, console: Console, *, model: str | None = None, mode: str = "story",
+    def __init__(self, svc: Ghostwrite, console: Console, *, model: str | None = None, mode: str = "story",
                  interactive: bool = True, out: IO[str] | None = None, user_name: str | None = None,
                  settings: dict | None = None):
         self.svc = svc
@@ -119,8 +126,7 @@ class ReplSession:
         self.exit_code = 0
         self.lines_out = 0  # piped mode: continuation lines written
         self.served: tuple[str, int] | None = None  # the model@version the last generation used
-        self.jobs = None  # bot.jobs.JobRunner, made on first /retrain
-        self.job_id: int | None = None
+        self.job_id: int | None = None  # the training run this session's /retrain started
         self.quit_warned = False
         self.stopped = False  # the last generation was stopped with Ctrl+C
         self.quiet_input = contextlib.nullcontext  # the terminal layer turns echo off while generating
@@ -221,30 +227,8 @@ class ReplSession:
         self._report(result)
         return result
 
-    def _worker(self, req: Request, cancel: threading.Event, q: queue.Queue, box: list) -> None:
-        """Runs the stream; pieces go to `q`, the outcome to `box` (then an "end" marker to `q`)."""
-        try:
-            stream = self.svc.stream(req, cancel)
-            try:
-                for piece in stream:
-                    q.put(piece)
-            except BaseException as e:  # noqa: BLE001 - the service stored the row; report the bug
-                box.append(("crash", e))
-            else:
-                box.append(("done", stream.result))
-        except GhostwriteError as e:
-            box.append(("error", e))
-        except BaseException as e:  # noqa: BLE001 - reported in the main thread
-            box.append(("crash", e))
-        finally:
-            q.put(_END)
-
     def _run(self, req: Request) -> Result | None:
         cancel = threading.Event()
-        q: queue.Queue = queue.Queue()
-        box: list = []
-        worker = threading.Thread(target=self._worker, args=(req, cancel, q, box), daemon=True,
-                                  name="ghostwrite-repl-generation")
         writer = StreamWriter(self.console) if self.interactive else None
         spinner = None
         self.stopped = False
@@ -262,41 +246,36 @@ class ReplSession:
             self.stopped = True
             self.note("(stopped)")
             return None
-        worker.start()
+        relay = Relay(lambda: self.svc.stream(req, cancel), cancel)  # reads the stream on a thread of its own
         try:
-            self._wait(q, box, worker, cancel, writer, spinner)
+            self._wait(relay, writer, spinner)
         finally:
             quiet.close()
-        worker.join(timeout=5)
-        kind, value = box[0] if box else ("crash", RuntimeError("the generation thread ended without a result"))
-        if kind == "done":
-            return value
-        if kind == "error":
-            self.error(str(value))
-            return None
-        log.error("generation failed", exc_info=value)
-        self.error(f"internal error: {type(value).__name__}: {value} (details in repl.log)")
+        try:
+            return relay.outcome()
+        except GhostwriteError as e:  # refused before any text: bad settings, unknown model, nothing writable
+            self.error(str(e))
+        except Exception as e:  # noqa: BLE001 - a bug; the service stored the row
+            log.error("generation failed", exc_info=e)
+            self.error(f"internal error: {type(e).__name__}: {e} (details in repl.log)")
         return None
 
-    def _wait(self, q, box, worker, cancel, writer, spinner) -> None:
+    def _wait(self, relay: Relay, writer, spinner) -> None:
         # Ctrl+C can land anywhere in this loop: it only sets the cancel event, and the loop goes on
-        # until the worker has finished (the service then stores the partial text as interrupted).
-        while True:
+        # until the stream has ended (the service then stores the partial text as interrupted).
+        while not relay.done:
             try:
-                piece = q.get(timeout=0.1)
-                if piece is _END:
-                    break
+                piece = relay.get(timeout=0.1)
+                if piece is None:
+                    continue
                 if spinner is not None:
                     spinner.stop()
                     spinner = None
                 if writer is not None:
                     writer.feed(piece)
-            except queue.Empty:
-                if box and not worker.is_alive():
-                    break
             except KeyboardInterrupt:
                 self.stopped = True
-                cancel.set()
+                relay.cancel.set()
         while True:
             try:
                 if spinner is not None:
@@ -331,24 +310,24 @@ class ReplSession:
     # ---- leaving ---------------------------------------------------------------------------------------
     def quit(self) -> None:
         """/quit or Ctrl+D. With a training job running, the first asks, the second cancels it."""
-        if self.jobs is not None and self.job_id is not None and self.jobs.current() == self.job_id:
+        if self.job_id is not None and self.svc.current_job() == self.job_id:
             if not self.quit_warned:
                 self.quit_warned = True
                 self.hint(f"training run {self.job_id} is still running: quit again to cancel it and leave")
                 return
             self.note(f"cancelling training run {self.job_id}…")
             try:
-                self.jobs.cancel(self.job_id)
+                self.svc.cancel_job(self.job_id)
             except GhostwriteError as e:
                 self.error(str(e))
         self.done = True
 
     def poll_jobs(self) -> None:
         """Between prompts: say once when the /retrain job has finished."""
-        if self.jobs is None or self.job_id is None:
+        if self.job_id is None:
             return
         try:
-            st = self.jobs.status(self.job_id)
+            st = self.svc.job_status(self.job_id)
         except GhostwriteError:
             return
         if not st or st.get("status") in ("queued", "running"):

@@ -10,7 +10,7 @@ from typing import IO
 
 from bot.repl.commands import COMMANDS, handle
 from bot.repl.session import ReplSession
-from generator.errors import GhostwriteError
+from bot.service import GhostwriteError
 
 log = logging.getLogger("ghostwrite.repl")
 BLOCK = '"""'

@@ -79,6 +79,8 @@ class ScriptedModel:
     def generate(self, prompt, settings):
         return ScriptedGeneration(self, prompt, settings)
 
+    serve = generate  # (the real model batches `serve`; a scripted one needs no batching)
+
 
 class ScriptedService(ContinuationService):
     """The real service with scripted models `bard` (v1) and `poet` (v2)."""
@@ -96,8 +98,8 @@ class ScriptedService(ContinuationService):
             raise GhostwriteError(f"unknown model {name!r}; see /models")
         return name, self.lms[name].version
 
-    def model(self, spec):
-        return self.lms[self.resolve(spec)[0]]
+    def load_model(self, name, version):
+        return self.lms[name]
 
     def pace(self, delay: float) -> None:
         for lm in self.lms.values():

@@ -72,7 +72,7 @@ async def test_retrain_trains_and_edits_one_progress_message(harness, slash_bot,
     runner = ScriptedRunner([{"status": "running", "progress": {"step": 3, "loss": 2.5, "elapsed": 4}},
                              {"status": "running", "progress": {"step": 9, "loss": 1.9, "elapsed": 9}},
                              {"status": "complete", "new_version": 2, "progress": {"step": 12, "val_bpc": 1.7}}])
-    slash_bot.get_cog("Ghostwrite").job_runner = runner
+    slash_bot.get_cog("Ghostwrite").svc.job_runner = runner
     options, resolved = corpus_option(uploads)
     await harness.slash("retrain", subcommand="start", raw_options=options, resolved=resolved,
                         permissions=ADMIN_PERMISSIONS, name="bard")
@@ -90,7 +90,7 @@ async def test_retrain_trains_and_edits_one_progress_message(harness, slash_bot,
 
 
 async def test_retrain_refuses_members_and_manage_server(harness, slash_bot, uploads):
-    slash_bot.get_cog("Ghostwrite").job_runner = runner = ScriptedRunner([{"status": "running"}])
+    slash_bot.get_cog("Ghostwrite").svc.job_runner = runner = ScriptedRunner([{"status": "running"}])
     options, resolved = corpus_option(uploads)
     for perms in (MEMBER_PERMISSIONS, MANAGE_GUILD_ONLY):
         await harness.slash("retrain", subcommand="start", raw_options=options, resolved=resolved,
@@ -102,7 +102,7 @@ async def test_retrain_refuses_members_and_manage_server(harness, slash_bot, upl
 
 async def test_retrain_rejects_big_and_non_utf8_files(harness, slash_bot, uploads):
     cog = slash_bot.get_cog("Ghostwrite")
-    cog.job_runner = runner = ScriptedRunner([{"status": "running"}])
+    cog.svc.job_runner = runner = ScriptedRunner([{"status": "running"}])
     cog.config.corpus_max_bytes = 100
     options, resolved = corpus_option(uploads, data=b"x" * 101)
     await harness.slash("retrain", subcommand="start", raw_options=options, resolved=resolved,
@@ -119,7 +119,7 @@ async def test_retrain_rejects_big_and_non_utf8_files(harness, slash_bot, upload
 
 
 async def test_retrain_failure_says_the_old_version_keeps_serving(harness, slash_bot, uploads):
-    slash_bot.get_cog("Ghostwrite").job_runner = ScriptedRunner(
+    slash_bot.get_cog("Ghostwrite").svc.job_runner = ScriptedRunner(
         [{"status": "failed", "error": "loss went to NaN"}])
     options, resolved = corpus_option(uploads)
     await harness.slash("retrain", subcommand="start", raw_options=options, resolved=resolved,
@@ -131,7 +131,7 @@ async def test_retrain_failure_says_the_old_version_keeps_serving(harness, slash
 async def test_retrain_status_and_cancel(harness, slash_bot):
     runner = ScriptedRunner([{"status": "running", "progress": {"step": 1}}])
     runner.running = 9
-    slash_bot.get_cog("Ghostwrite").job_runner = runner
+    slash_bot.get_cog("Ghostwrite").svc.job_runner = runner
     await harness.slash("retrain", subcommand="status")
     assert "Only administrators" in harness.replies()[-1].text
     await harness.slash("retrain", subcommand="status", permissions=ADMIN_PERMISSIONS)
@@ -145,6 +145,6 @@ async def test_retrain_status_and_cancel(harness, slash_bot):
 async def test_unload_cancels_a_running_job(slash_bot):
     runner = ScriptedRunner([{"status": "running"}])
     runner.running = 9
-    slash_bot.get_cog("Ghostwrite").job_runner = runner
+    slash_bot.get_cog("Ghostwrite").svc.job_runner = runner
     await slash_bot.unload_extension("bot.discord")
     assert runner.cancelled == [9]

@@ -82,6 +82,8 @@ class MentionModel:
     def generate(self, prompt, settings):
         return MentionGeneration(prompt, settings)
 
+    serve = generate
+
 
 class MentionService(ContinuationService):
     def __init__(self, store):
@@ -97,8 +99,7 @@ class MentionService(ContinuationService):
             raise GhostwriteError(f"unknown model {name!r}; see /models")
         return "bard", 1
 
-    def model(self, spec):
-        self.resolve(spec)
+    def load_model(self, name, version):
         return self.lm
 
 
@@ -261,11 +262,11 @@ async def test_bad_uploads_are_refused_and_nothing_is_queued(live):
     report("discord-bad-uploads", refused=len(told), cases=list(told), jobs_queued=len(runs),
            files_saved=len(uploads), messages=[t[:60] for t in told.values()])
     assert runs == [] and uploads == []
-    assert cog.job_runner is None or cog.job_runner.current() is None
+    assert cog.svc.current_job() is None
 
 
 def test_job_runner_refuses_bad_corpora_and_queues_nothing(tmp_path, monkeypatch):
-    from bot.jobs import JobRunner
+    from bot.service.jobs import JobRunner
 
     home = tmp_path / "home"
     home.mkdir()

@@ -1,59 +1,31 @@
-"""The continuation service: the one object every frontend (CLI, REPL, Discord) calls.
+"""Generating: a request through the door (`prepare`: its text repaired, prompt and settings checked, its
+model resolved — once), the model loaded once per version and shared, the text streamed, and every
+request recorded in the store — complete, interrupted (with what had been produced) or failed. A
+generation that cannot be stored is kept in the spool (bot/store/spool.py) and written later, and the
+result says so; when neither the database nor the spool can be written, nothing is generated.
 
-It resolves a model by name (each request takes the newest registered version, so a retrained model
-serves the next request without a restart), runs the generation off the caller's thread or event loop,
-streams text pieces back, and records every request in the store — complete, interrupted (with what
-had been produced) or failed. A generation that cannot be stored is kept in the spool
-(bot/store/spool.py) and written later, and the result says so; when neither the database nor the
-spool can be written, nothing is generated. See docs/contracts.md.
+Each request takes the newest registered version of its model unless pinned, so a retrained model serves
+the next request without a restart. See docs/contracts.md.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import re
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import generator
 from generator import registry
 from generator.errors import GhostwriteError
-from generator.generation.settings import (  # noqa: F401 - the settings contract, re-exported for frontends
-    CONTEXT_CHARS,
-    MAX_LENGTH,
-    MAX_PROMPT_CHARS,
-    SETTINGS,
-    UNITS,
-    SamplingSettings,
-    Setting,
-    check_prompt,
-    footer_parts,
-    json_schema,
-    settings_line,
-)
-from generator.generation.settings import lookup as lookup_setting  # noqa: F401
+from generator.generation.settings import SamplingSettings, check_prompt
 from generator.paths import home
 
+from .api import Prepared, Request, Result
+from .bridge import AsyncStream
+
 log = logging.getLogger("ghostwrite.service")
-
-
-@dataclass
-class Request:
-    prompt: str
-    model: str | None = None  # "name", "name@v3", or None for the default model
-    settings: dict = field(default_factory=dict)
-    source: str = "cli"
-    user_id: str | None = None
-    user_name: str | None = None
-    guild_id: str | None = None
-    channel_id: str | None = None
-    parent_id: int | None = None
-    input_note: str | None = None  # set by the service when it had to repair the prompt (see clean_text)
 
 
 # Lone surrogates: what Python makes of bytes that are not UTF-8 (argv, and stdin read with surrogateescape,
@@ -81,46 +53,14 @@ def clean_text(text):
     return _SURROGATES.sub("\ufffd", text), f"the prompt was not valid UTF-8: {n} undecodable {what} replaced with U+FFFD (\ufffd)"
 
 
-@dataclass
-class Result:
-    generation_id: int | None
-    text: str
-    status: str  # complete | interrupted | error
-    error: str | None
-    model: str
-    version: int
-    tokens_in: int
-    tokens_out: int
-    latency_ms: int
-    settings: dict
-    store_error: str | None = None  # set when the row could not be written yet (it is spooled)
+class Generating:
+    """The generation half of the service (mixed into ContinuationService, which holds `store`,
+    `executor`, `device`, `default_model` and the model cache)."""
 
-
-class ContinuationService:
-    def __init__(self, store=None, default_model: str | None = None, workers: int = 4, device: str = "cpu"):
-        self._store = store
-        self.default_model = default_model or os.environ.get("GHOSTWRITE_MODEL") or None
-        self.device = device
-        self.max_prompt_chars = MAX_PROMPT_CHARS  # the service's limits, read by frontends
-        self.story_context_chars = CONTEXT_CHARS  # how much of a story's end a continuation sees
-        self._models: dict[tuple[str, int], object] = {}
-        self._load_lock = threading.Lock()
-        self._store_lock = threading.Lock()
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ghostwrite-gen")
+    _models: dict[tuple[str, int], object]
+    _load_lock: threading.Lock
 
     # ---- models -------------------------------------------------------------------------------------
-    @property
-    def store(self):
-        with self._store_lock:
-            if self._store is None:
-                from bot.store import Store
-
-                self._store = Store()
-            return self._store
-
-    def models(self) -> list[dict]:
-        return registry.list_models()
-
     def resolve(self, spec: str | None) -> tuple[str, int]:
         spec = spec or self.default_model
         if not spec:
@@ -132,7 +72,10 @@ class ContinuationService:
 
     def model(self, spec: str | None):
         """The loaded model for `spec` (newest version unless pinned), loaded once and shared."""
-        name, version = self.resolve(spec)
+        return self.load_model(*self.resolve(spec))
+
+    def load_model(self, name: str, version: int):
+        """The loaded model `name@v{version}` (already resolved), loaded once and shared."""
         key = (name, version)
         with self._load_lock:
             lm = self._models.get(key)
@@ -143,8 +86,11 @@ class ContinuationService:
                 self._models[key] = lm
             return lm
 
-    def card(self, spec: str | None) -> dict:
-        return registry.read_card(*self.resolve(spec))
+    def warm_up(self, spec: str | None = None) -> None:
+        """Open the store and load the model now (migrations, importing torch and the weights take
+        seconds), not on the first request."""
+        self.store  # noqa: B018 - opened (and migrated) here
+        self.model(spec)
 
     def validate(self, request: Request) -> SamplingSettings:
         """The request's door: its text made valid (clean_text; the note kept on the request for the
@@ -154,27 +100,36 @@ class ContinuationService:
         check_prompt(request.prompt)
         return SamplingSettings.from_dict(request.settings)
 
-    # ---- running ------------------------------------------------------------------------------------
-    def stream(self, request: Request, cancel: threading.Event | None = None) -> "Stream":
-        return Stream(self, request, cancel or threading.Event())
+    def prepare(self, request: Request | Prepared) -> Prepared:
+        """The door, passed once: validated (see `validate`) and the model resolved to one version.
+        A `Prepared` request streams without being checked again."""
+        if isinstance(request, Prepared):
+            return request
+        settings = self.validate(request)
+        name, version = self.resolve(request.model)
+        return Prepared(request, settings, name, version)
 
-    def run(self, request: Request, cancel: threading.Event | None = None) -> Result:
+    # ---- running ------------------------------------------------------------------------------------
+    def stream(self, request: Request | Prepared, cancel: threading.Event | None = None) -> Stream:
+        return Stream(self, self.prepare(request), cancel or threading.Event())
+
+    def run(self, request: Request | Prepared, cancel: threading.Event | None = None) -> Result:
         s = self.stream(request, cancel)
         for _ in s:
             pass
+        assert s.result is not None
         return s.result
 
-    def astream(self, request: Request) -> "AsyncStream":
-        return AsyncStream(self, request)
+    def astream(self, request: Request | Prepared) -> AsyncStream:
+        """Streamed to an event loop through the bridge (bridge.py); the work runs on `executor`."""
+        return AsyncStream(self.executor, lambda cancel: self.stream(request, cancel))
 
-    async def arun(self, request: Request) -> Result:
+    async def arun(self, request: Request | Prepared) -> Result:
         s = self.astream(request)
         async for _ in s:
             pass
+        assert s.result is not None
         return s.result
-
-    def close(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=False)
 
     # ---- storing ------------------------------------------------------------------------------------
     @property
@@ -231,14 +186,15 @@ class ContinuationService:
 
 
 class Stream:
-    """A blocking stream of text pieces; `.result` once it has ended (or been closed)."""
+    """A blocking stream of text pieces; `.result` once it has ended (or been closed). Made by
+    `svc.stream(request)`, from a request that passed the door once (`Prepared`)."""
 
-    def __init__(self, svc: ContinuationService, request: Request, cancel: threading.Event):
-        self.svc, self.request, self.cancel = svc, request, cancel
+    def __init__(self, svc: Generating, prepared: Prepared, cancel: threading.Event):
+        self.svc, self.request, self.cancel = svc, prepared.request, cancel
         self.result: Result | None = None
         self._t0 = time.monotonic()
-        self.settings = svc.validate(request)
-        self.lm = svc.model(request.model)
+        self.settings = prepared.settings  # checked once, by svc.prepare
+        self.lm = svc.load_model(prepared.model, prepared.version)
         svc.check_storable()  # before any text exists: a generation nothing can keep is refused
         self._gen = self._run()
 
@@ -254,10 +210,9 @@ class Stream:
 
     def _run(self):
         lm, req = self.lm, self.request
-        # batched with every other request on this model (one forward step per token for all of them)
-        # where the model offers it; the same text as lm.generate for the same seed
-        serve = getattr(lm, "serve", None) or lm.generate
-        gen = serve(req.prompt, self.settings)
+        # batched with every other request on this model (one forward step per token for all of them);
+        # the same text as lm.generate for the same seed
+        gen = lm.serve(req.prompt, self.settings)
         status, error, text = "complete", None, []
         try:
             for piece in gen:
@@ -289,70 +244,3 @@ class Stream:
         gid, store_error = self.svc._record(fields)
         self.result = Result(gid, text, status, error, lm.name, lm.version, gen.tokens_in, gen.tokens_out,
                              latency, settings, store_error)
-
-
-_DONE = object()
-COALESCE_S = 0.025  # pieces that arrive closer together than this cross to the event loop as one
-
-
-class AsyncStream:
-    """`async for piece in svc.astream(req)`: the model and the store run on the service's worker
-    threads; pieces cross to the event loop with call_soon_threadsafe, joined so the loop wakes at most
-    every 25 ms per stream however fast the model writes. Cancelling the consumer (or
-    `aclose()`) stops the generation, which is then stored as interrupted."""
-
-    def __init__(self, svc: ContinuationService, request: Request):
-        self.svc, self.request = svc, request
-        self.cancel = threading.Event()
-        self.result: Result | None = None
-        self._queue: asyncio.Queue | None = None
-        self._future = None
-
-    def _work(self, loop, queue) -> Result:
-        def put(item):
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        try:
-            stream = self.svc.stream(self.request, self.cancel)
-        except BaseException as e:
-            put(e)
-            raise
-        buf: list[str] = []
-        last = 0.0
-        try:
-            for piece in stream:
-                buf.append(piece)
-                now = time.monotonic()
-                if now - last >= COALESCE_S:  # wake the loop at most every COALESCE_S per stream
-                    put("".join(buf))
-                    buf.clear()
-                    last = now
-        finally:
-            if buf:
-                put("".join(buf))
-            put(_DONE)
-        return stream.result
-
-    def __aiter__(self):
-        return self._iterate()
-
-    async def _iterate(self):
-        loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue()
-        self._future = asyncio.wrap_future(self.svc.executor.submit(self._work, loop, self._queue))
-        try:
-            while True:
-                item = await self._queue.get()
-                if item is _DONE:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            self.cancel.set()
-            self.result = await asyncio.shield(self._future) if not self._future.done() else self._future.result()
-
-    async def aclose(self) -> None:
-        self.cancel.set()
-        if self._future is not None:
-            self.result = await asyncio.shield(self._future)

@@ -1,4 +1,5 @@
-"""Retraining jobs, shared by Discord, the REPL and the CLI.
+"""Retraining jobs, shared by Discord, the REPL and the CLI (through the service: `Jobs`, mixed into
+ContinuationService, builds the one JobRunner; nothing else does).
 
 One job at a time (a lock file in the data directory holds across processes), each in its own
 subprocess running `ghostwrite train`, niced and given the cores serving can spare, so the bot stays
@@ -186,3 +187,39 @@ def _read_json(path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+class Jobs:
+    """Mixed into ContinuationService: the retraining jobs, run by one `JobRunner` built on first use
+    (`job_runner` may be set to another object with its interface)."""
+
+    store: object
+    job_runner: JobRunner | None
+
+    def _runner(self) -> JobRunner:
+        if self.job_runner is None:
+            self.job_runner = JobRunner(self.store)
+        return self.job_runner
+
+    def retrain(self, model: str, corpus: str, base: str | None = None, max_time: float | None = None,
+                requested_by: str | None = None) -> int:
+        """Start a training job (fine-tuning the current version; base="fresh": from scratch); returns
+        the training run's id. Refused with one line when a job runs or the corpus or model is unusable."""
+        return self._runner().submit(model, corpus, base=base, max_time=max_time, requested_by=requested_by)
+
+    def job_status(self, run_id: int | None = None) -> dict | None:
+        """The run (default: the newest) as a dict with its live progress; None when none ever ran."""
+        return self._runner().status(run_id)
+
+    def current_job(self) -> int | None:
+        """The id of the job this service runs now, or None."""
+        return None if self.job_runner is None else self.job_runner.current()
+
+    def cancel_job(self, run_id: int | None = None) -> bool:
+        """Stop a running job (default: the current one); the current version keeps serving."""
+        return False if self.job_runner is None else self.job_runner.cancel(run_id)
+
+    def stop_jobs(self) -> None:
+        """Cancel every job this service runs (a job dies with the process that watches it)."""
+        if self.job_runner is not None:
+            self.job_runner.shutdown()
