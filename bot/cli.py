@@ -13,8 +13,8 @@ import typer
 
 from rich.markup import escape
 
-from generator.cli import MAX_SEED, console, err, fail, register
-from generator.errors import GhostwriteError
+from bot.service import GhostwriteError, check_database_url, env
+from generator.cli import MAX_SEED, err, fail, register  # (until the CLI moves to bot/cli/, issue 10)
 
 app = typer.Typer(
     help="Write what comes next in the voice of a chosen author: train LSTM models on a corpus, "
@@ -124,13 +124,11 @@ def run(argv: list[str] | None = None) -> int:
     Whatever a user can get wrong ends here as one line on stderr: a GhostwriteError, junk in an
     environment variable or a bad option (which typer would show as a framed box of several lines)
     exits 2, a refused confirmation 1."""
-    from generator import env
-
     errors = sys.modules[typer.BadParameter.__module__]  # click's exceptions (vendored by newer typer)
     try:
         env.check()  # junk in a documented environment variable: one line, before anything is done
         env.log_level()
-        _check_database_url()
+        check_database_url()
         code = app(args=argv, prog_name="ghostwrite", standalone_mode=False)
     except GhostwriteError as e:
         return _one_line(str(e), 2)
@@ -151,24 +149,6 @@ def run(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
-def _check_database_url() -> None:
-    """GHOSTWRITE_DATABASE_URL that is not a URL of a database SQLAlchemy knows is a setting to fix, not a
-    database that is down: refused here rather than every generation spooled "until it works"."""
-    import os
-
-    raw = os.environ.get("GHOSTWRITE_DATABASE_URL", "").strip()
-    if not raw:
-        return
-    from bot.store.db import database_url
-
-    url = database_url(raw)
-    try:
-        url.get_dialect()
-    except Exception:  # noqa: BLE001 - NoSuchModuleError, or a driver that fails to import
-        raise GhostwriteError(f"GHOSTWRITE_DATABASE_URL names no database SQLAlchemy knows: "
-                              f"{url.render_as_string(hide_password=True)!r}") from None
-
-
 def _one_line(message: str, code: int) -> int:
     message = " ".join(message.split())  # a message of several lines (a usage error) on one
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
@@ -176,8 +156,6 @@ def _one_line(message: str, code: int) -> int:
 
 
 def main() -> None:
-    from generator import env
-
     try:
         level = env.log_level()
     except GhostwriteError:

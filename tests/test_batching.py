@@ -131,7 +131,7 @@ def test_service_streams_go_through_the_engine(lm, tmp_path):
     from bot.store import Store
 
     class OneModel(ContinuationService):
-        def model(self, spec):
+        def load_model(self, name, version):
             return lm
 
     svc = OneModel(store=Store(f"sqlite:///{tmp_path}/gw.db"))

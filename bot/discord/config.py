@@ -40,7 +40,7 @@ class DiscordConfig:
 
     @classmethod
     def from_env(cls, environ: typing.Mapping[str, str] | None = None) -> "DiscordConfig":
-        from generator import env
+        from bot.service import env
 
         environ = os.environ if environ is None else environ
         values: dict[str, typing.Any] = {}

@@ -7,7 +7,7 @@ import logging
 from discord import app_commands
 
 from bot.discord.compat import commands
-from generator.errors import GhostwriteError
+from bot.service import GhostwriteError
 
 log = logging.getLogger("ghostwrite.discord")
 

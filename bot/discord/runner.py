@@ -26,7 +26,7 @@ import typer
 import yarl
 from discord.ext import commands
 
-from generator.errors import GhostwriteError
+from bot.service import GhostwriteError
 
 log = logging.getLogger("ghostwrite.discord")
 

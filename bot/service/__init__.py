@@ -33,20 +33,9 @@ from generator.generation.settings import (
 from generator.generation.settings import lookup as lookup_setting
 from generator.paths import atomic_write_bytes, atomic_write_text, home
 
-from .api import (
-    AsyncTextStream,
-    Feedback,
-    Generation,
-    Ghostwrite,
-    Prepared,
-    Request,
-    Result,
-    Story,
-    TextStream,
-    TrainingRun,
-)
+from .api import AsyncTextStream, Ghostwrite, Prepared, Request, Result, TextStream
 from .bridge import COALESCE_S, AsyncStream, Relay
-from .core import ContinuationService
+from .core import ContinuationService, check_database_url
 from .generation import Stream, clean_text
 from .jobs import MAX_JOB_SECONDS
 
@@ -54,7 +43,17 @@ __all__ = [
     "AsyncStream", "AsyncTextStream", "COALESCE_S", "CONTEXT_CHARS", "ContinuationService", "Feedback",
     "Generation", "Ghostwrite", "GhostwriteError", "MAX_JOB_SECONDS", "MAX_LENGTH", "MAX_PROMPT_CHARS",
     "Prepared", "Relay", "Request", "Result", "SETTINGS", "Setting", "SamplingSettings", "Story", "Stream",
-    "TextStream", "TrainingRun", "UNITS", "atomic_write_bytes", "atomic_write_text", "check_prompt",
+    "TextStream", "TrainingRun", "UNITS", "atomic_write_bytes", "atomic_write_text", "check_database_url", "check_prompt",
     "clean_text", "env", "footer_parts", "home", "json_schema", "lookup_setting", "settings_line",
     "unsurrogate",
 ]
+
+
+def __getattr__(name: str):
+    """The store's records (Generation, Feedback, Story, TrainingRun), imported on first use: they load
+    SQLAlchemy, which `ghostwrite --help` need not wait for."""
+    if name in ("Feedback", "Generation", "Story", "TrainingRun"):
+        from bot.store import records
+
+        return getattr(records, name)
+    raise AttributeError(f"module 'bot.service' has no attribute {name!r}")

@@ -14,13 +14,14 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from bot.store.records import Feedback, Generation, Story, TrainingRun
 from generator.generation.settings import SamplingSettings
 
-__all__ = ["Ghostwrite", "Prepared", "Request", "Result", "TextStream", "AsyncTextStream",
-           "Feedback", "Generation", "Story", "TrainingRun"]
+if TYPE_CHECKING:  # (importing the store's records loads SQLAlchemy: `bot.service` gives them lazily)
+    from bot.store.records import Feedback, Generation, Story, TrainingRun
+
+__all__ = ["Ghostwrite", "Prepared", "Request", "Result", "TextStream", "AsyncTextStream"]
 
 
 @dataclass

@@ -62,3 +62,19 @@ class ContinuationService(Generating, Library, Records, Jobs):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_database_url() -> None:
+    """GHOSTWRITE_DATABASE_URL that is not a URL of a database SQLAlchemy knows is a setting to fix, not a
+    database that is down: refused here (one line) rather than every generation spooled "until it works"."""
+    raw = os.environ.get("GHOSTWRITE_DATABASE_URL", "").strip()
+    if not raw:
+        return
+    from bot.store.db import database_url
+
+    url = database_url(raw)
+    try:
+        url.get_dialect()
+    except Exception:  # noqa: BLE001 - NoSuchModuleError, or a driver that fails to import
+        raise GhostwriteError(f"GHOSTWRITE_DATABASE_URL names no database SQLAlchemy knows: "
+                              f"{url.render_as_string(hide_password=True)!r}") from None

@@ -4,9 +4,10 @@ one short store transaction (bot/store); the rows come back as the store's froze
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from bot.store.records import Feedback, Generation, Story
+if TYPE_CHECKING:
+    from bot.store.records import Feedback, Generation, Story
 
 
 class Records:
