@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from bot.service import ContinuationService, Request
+from bot.service import ContinuationService, GhostwriteError, Prepared, Relay, Request
+from bot.service.bridge import pump
 from bot.store import Store
-from generator.errors import GhostwriteError
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_stream_records_a_complete_generation(svc):
     text = "".join(st)
     r = st.result
     assert r.status == "complete" and r.text == text and len(text) == 30
-    row = svc.store.get(r.generation_id)
+    row = svc.generation(r.generation_id)
     assert (row.output, row.status, row.source, row.user_id, row.model) == (text, "complete", "repl", "u1", "tiny")
     assert row.params["seed"] == 3 and row.tokens_out == 30 and row.latency_ms >= 0
     assert row.model_version == r.version
@@ -41,7 +41,7 @@ def test_closing_the_stream_stores_it_interrupted_with_partial_text(svc):
     st.close()
     r = st.result
     assert r.status == "interrupted" and r.text == got
-    assert svc.store.get(r.generation_id).output == got
+    assert svc.generation(r.generation_id).output == got
 
 
 def test_cancel_event_stops_generation(svc):
@@ -55,7 +55,7 @@ def test_cancel_event_stops_generation(svc):
     # everything written since the last read, and it writes several thousand a second), so the count is
     # checked against the text
     assert r.status == "interrupted" and r.tokens_out < 10_000
-    assert r.tokens_out == len(r.text) and svc.store.get(r.generation_id).output == r.text
+    assert r.tokens_out == len(r.text) and svc.generation(r.generation_id).output == r.text
 
 
 def test_bad_settings_and_unknown_model_raise_before_anything_is_stored(svc):
@@ -63,13 +63,13 @@ def test_bad_settings_and_unknown_model_raise_before_anything_is_stored(svc):
         svc.stream(Request("x", settings={"temperature": -1}))
     with pytest.raises(GhostwriteError, match="unknown model"):
         svc.stream(Request("x", model="nope"))
-    assert svc.store.list_generations() == []
+    assert svc.history() == []
 
 
 def test_parent_chain(svc):
     a = svc.run(Request("KING:\n", settings={"length": 10}))
     b = svc.run(Request("KING:\n" + a.text, settings={"length": 10}, parent_id=a.generation_id))
-    assert [g.id for g in svc.store.chain(b.generation_id)] == [a.generation_id, b.generation_id]
+    assert [g.id for g in svc.chain(b.generation_id)] == [a.generation_id, b.generation_id]
 
 
 def test_unwritable_store_spools_and_flushes_later(svc, tmp_path, monkeypatch):
@@ -86,7 +86,7 @@ def test_unwritable_store_spools_and_flushes_later(svc, tmp_path, monkeypatch):
     monkeypatch.setattr(svc.store, "record_generation", real)
     r2 = svc.run(Request("QUEEN:\n", settings={"length": 12}))
     assert r2.store_error is None and svc.spool.pending() == []
-    outputs = {g.output for g in svc.store.list_generations()}
+    outputs = {g.output for g in svc.history()}
     assert r.text in outputs and r2.text in outputs
 
 
@@ -126,7 +126,7 @@ async def test_astream_runs_off_the_loop_and_cancel_marks_interrupted(svc):
         await task
     await s2.aclose()
     assert s2.result.status == "interrupted"
-    assert svc.store.get(s2.result.generation_id).status == "interrupted"
+    assert svc.generation(s2.result.generation_id).status == "interrupted"
 
 
 def test_spooled_row_whose_parent_vanished_is_still_stored(svc):
@@ -135,7 +135,7 @@ def test_spooled_row_whose_parent_vanished_is_still_stored(svc):
                   source="cli", params={}, parent_id=10_000, request_key="orphan-1")
     svc.spool.put(fields)
     assert svc.flush_spool() == 1 and svc.spool.pending() == []
-    row = [g for g in svc.store.list_generations() if g.output == "orphan"][0]
+    row = [g for g in svc.history() if g.output == "orphan"][0]
     assert row.parent_id is None
 
 
@@ -145,22 +145,82 @@ def test_keyboard_interrupt_inside_the_stream_is_stored_interrupted(svc):
     with pytest.raises(KeyboardInterrupt):  # Ctrl+C landing while the stream is suspended mid-generation
         st._gen.throw(KeyboardInterrupt)
     assert st.result.status == "interrupted" and st.result.text == first
-    assert svc.store.get(st.result.generation_id).status == "interrupted"
+    assert svc.generation(st.result.generation_id).status == "interrupted"
 
 
 def test_a_row_the_store_refuses_is_set_aside_and_does_not_block_later_ones(svc):
     good = svc.run(Request("KING:\n", settings={"length": 5}))
     fields = dict(model="tiny", model_version=good.version, prompt="p", output="spooled", status="complete", params={})
-    before = len(svc.store.list_generations(limit=None))
+    before = len(svc.history(limit=None))
     svc.spool.put({**fields, "source": "nowhere", "request_key": "bad-1"})
     svc.spool.put({**fields, "source": "cli", "request_key": "good-1"})
     r = svc.run(Request("QUEEN:\n", settings={"length": 5}))  # stored, and the spool flushed before it
-    assert r.store_error is None and svc.store.get(r.generation_id).output == r.text
+    assert r.store_error is None and svc.generation(r.generation_id).output == r.text
     assert svc.spool.pending() == []
     rejected = svc.spool.folder / "rejected"
     [aside] = [json.loads(p.read_text()) for p in rejected.iterdir()]
     assert aside["source"] == "nowhere" and "unknown source" in aside["refused_because"]
-    assert len(svc.store.list_generations(limit=None)) == before + 2  # the spooled valid row, QUEEN
+    assert len(svc.history(limit=None)) == before + 2  # the spooled valid row, QUEEN
     bad = svc.run(Request("KING:\n", settings={"length": 5}, source="nowhere"))  # refused: set aside, not spooled
     assert bad.generation_id is None and "unknown source" in bad.store_error and svc.spool.pending() == []
     assert len(list(rejected.iterdir())) == 2 and "set aside" in bad.store_error
+
+
+# ---- the door, passed once, and the bridge ------------------------------------------------------------
+def test_a_prepared_request_is_checked_and_resolved_once(svc, monkeypatch):
+    calls = {"validate": 0, "resolve": 0}
+    for name in calls:
+        real = getattr(svc, name)
+
+        def counted(*a, _real=real, _name=name, **kw):
+            calls[_name] += 1
+            return _real(*a, **kw)
+
+        monkeypatch.setattr(svc, name, counted)
+    prepared = svc.prepare(Request("KING:\n", settings={"length": 12, "seed": 1}))
+    assert isinstance(prepared, Prepared) and (prepared.model, prepared.version) == ("tiny", 1)
+    r = asyncio.run(svc.arun(prepared))
+    assert r.status == "complete" and len(r.text) == 12
+    assert calls == {"validate": 1, "resolve": 1}  # (cog._check, Stream and serve checked it three times)
+
+
+class Pieces:
+    """A stream of given pieces (the bridge needs only iteration and `.result`)."""
+
+    def __init__(self, pieces, pause_before_last=0.0):
+        self.pieces, self.pause, self.result = list(pieces), pause_before_last, "the result"
+
+    def __iter__(self):
+        for i, p in enumerate(self.pieces):
+            if i == len(self.pieces) - 1 and self.pause:
+                threading.Event().wait(self.pause)
+            yield p
+
+
+def test_the_bridge_joins_what_comes_within_one_interval():
+    pieces = [f"{i}," for i in range(500)]
+    sent = []
+    assert pump(lambda: Pieces(pieces), sent.append, interval=3600) == "the result"
+    assert sent == ["0,", "".join(pieces[1:])]  # the first at once, the rest (all within the hour) at the end
+    sent.clear()
+    pump(lambda: Pieces(pieces), sent.append, interval=0)
+    assert sent == pieces
+    sent.clear()
+    pump(lambda: Pieces(["a", "b", "c"], pause_before_last=0.05), sent.append, interval=0.03)
+    assert sent == ["a", "bc"]  # b came within the interval of a; c after it, with b
+
+
+def test_relay_hands_text_and_outcome_to_another_thread(svc):
+    relay = Relay(lambda: svc.stream(Request("KING:\n", settings={"length": 25, "seed": 4})), threading.Event())
+    text = []
+    while not relay.done:
+        piece = relay.get(timeout=1)
+        if piece is not None:
+            text.append(piece)
+    r = relay.outcome()
+    assert r.status == "complete" and "".join(text) == r.text and len(r.text) == 25
+    bad = Relay(lambda: svc.stream(Request("x", settings={"temperature": -1})), threading.Event())
+    while not bad.done:
+        assert bad.get(timeout=1) is None
+    with pytest.raises(GhostwriteError, match="temperature"):
+        bad.outcome()
