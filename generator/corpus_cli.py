@@ -13,8 +13,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from generator import corpus as corpus_mod
-from generator import recipes
+from generator.corpora import corpus as corpus_mod
+from generator.corpora import fetch, recipes
 from generator.errors import GhostwriteError
 
 app = typer.Typer(help="Manage text corpora: add local files, fetch named ones, list and inspect them.", no_args_is_help=True)
@@ -142,7 +142,7 @@ def get(
         raise GhostwriteError("name a recipe to fetch (`ghostwrite corpus get --list` shows them)")
     console = _console()
     log = None if as_json else (lambda msg: console.print(msg))
-    info = recipes.get(name, force=force, log=log)
+    info = fetch.get(name, force=force, log=log)
     if as_json:
         typer.echo(json.dumps(_summary(info), ensure_ascii=False, indent=2))
 

@@ -1,11 +1,11 @@
-"""The declarative cleaning steps of corpus recipes (generator/cleaning.py): each step on a small text, their
+"""The declarative cleaning steps of corpus recipes (generator/corpora/cleaning.py): each step on a small text, their
 fixed order, and one clear error for a bad `[clean]` table."""
 
 from __future__ import annotations
 
 import pytest
 
-from generator.cleaning import check_clean, clean_text
+from generator.corpora.cleaning import check_clean, clean_text
 
 
 def clean(text: str, **spec) -> str:

@@ -11,7 +11,7 @@ import pytest
 from shared_corpora import shared_corpus
 from typer.testing import CliRunner
 
-from generator import corpus as C
+from generator.corpora import corpus as C
 from generator.corpus_cli import app
 from generator.errors import GhostwriteError
 

@@ -12,7 +12,7 @@ import pytest
 from generator.training import runs
 from generator.training.data import iter_text_file, read_tokens
 from generator.errors import GhostwriteError
-from generator.textfiles import read_text_file
+from generator.corpora.textfiles import read_text_file
 from generator.tokenizers import tokenizer_from_dict
 from generator.training.trainer import TrainConfig, train
 from textgen import synthetic_text

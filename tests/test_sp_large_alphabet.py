@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generator.training import runs
-from generator.corpus import split_text
+from generator.corpora.corpus import split_text
 from generator.training.data import read_tokens
 from generator.errors import GhostwriteError
 from generator.tokenizers import SentencePieceTokenizer, tokenizer_from_dict, train_tokenizer

@@ -15,7 +15,7 @@ GhostwriteError, and the few helpers they need (the data folder, atomic writes, 
 """
 
 from generator import env
-from generator.corpus import unsurrogate
+from generator.corpora.corpus import unsurrogate
 from generator.errors import GhostwriteError
 from generator.generation.settings import (
     CONTEXT_CHARS,

@@ -23,7 +23,7 @@ import threading
 import time
 
 from generator import registry
-from generator.corpus import load_corpus
+from generator.corpora.corpus import load_corpus
 from generator.errors import GhostwriteError
 from generator.paths import home, runs_dir
 

@@ -42,36 +42,36 @@ class Library:
 
     # ---- corpora ------------------------------------------------------------------------------------
     def corpora(self) -> list[Any]:
-        from generator import corpus
+        from generator.corpora import corpus
 
         return corpus.list_corpora()
 
     def corpus_info(self, name: str) -> Any:
-        from generator import corpus
+        from generator.corpora import corpus
 
         return corpus.corpus_info(name)
 
     def add_corpus(self, name: str, paths: list[str], **options: Any) -> Any:
         """Register local text files as a corpus (options: author, lang, encoding, strip_gutenberg, replace)."""
-        from generator import corpus
+        from generator.corpora import corpus
 
         return corpus.add_corpus(name, paths, **options)
 
     def remove_corpus(self, name: str) -> None:
-        from generator import corpus
+        from generator.corpora import corpus
 
         corpus.remove_corpus(name)
 
     def recipes(self) -> list[Any]:
-        from generator import recipes
+        from generator.corpora import recipes
 
         return recipes.list_recipes()
 
     def get_recipe(self, name: str, force: bool = False, log: Callable[[str], None] | None = None) -> Any:
         """Fetch a named corpus from its recipe, verify it and register it."""
-        from generator import recipes
+        from generator.corpora import fetch
 
-        return recipes.get(name, force=force, log=log)
+        return fetch.get(name, force=force, log=log)
 
     # ---- training -----------------------------------------------------------------------------------
     def train(self, config: Any, progress: Callable[[dict], None] | None = None) -> dict:

@@ -1,7 +1,7 @@
 """Declarative text cleaning for corpus recipes: the `[clean]` table of `corpora/NAME.toml`.
 
 Every file of a recipe is decoded first (UTF-8 or `encoding`; a BOM removed, CRLF and CR → LF: see
-generator.textfiles), then cleaned by these steps, always in this order, each one left out when its key is:
+generator/corpora/textfiles.py), then cleaned by these steps, always in this order, each one left out when its key is:
 
     strip_gutenberg = true        # keep the body between Project Gutenberg's START and END lines
     remove = ["天涯在线书库《www\\.tianyabook\\.com》"]   # regexes: every match deleted (a line left empty stays, blank)
@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from generator.textfiles import check_encoding, strip_gutenberg_text
+from generator.corpora.textfiles import check_encoding, strip_gutenberg_text
 
 STRIP_SIDES = ("both", "right", "left")
 _PATTERN_LISTS = ("remove", "drop_lines", "strip_prefix")

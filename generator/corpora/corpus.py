@@ -23,9 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from generator.errors import GhostwriteError
-from generator.paths import atomic_write_bytes, checked, corpora_dir, fsync_dir
-from generator.textfiles import (  # noqa: F401  (re-exported: corpus.read_text_file is the public name)
+from generator.corpora.names import NAME_RE, check_name  # noqa: F401  (re-exported)
+from generator.corpora.textfiles import (  # noqa: F401  (re-exported: corpus.read_text_file is the public name)
     TEXT_SUFFIXES,
     check_encoding,
     decode_bytes,
@@ -35,11 +34,11 @@ from generator.textfiles import (  # noqa: F401  (re-exported: corpus.read_text_
     read_text_file,
     strip_gutenberg_text,
 )
+from generator.errors import GhostwriteError
+from generator.paths import atomic_write_bytes, checked, corpora_dir, fsync_dir
 
 TEXT_FILE = "text.txt"
 META_FILE = "meta.json"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_RESERVED = {"con", "prn", "aux", "nul"}  # folder names Windows refuses
 MIN_TRAIN_CHARS = 128
 MIN_VAL_CHARS = 32
 
@@ -90,14 +89,6 @@ class Corpus:
 
 
 # --- the registry ----------------------------------------------------------------------------------
-def check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name.lower() in _RESERVED:
-        raise GhostwriteError(
-            f"invalid corpus name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    return name
-
-
 def text_stats(text: str) -> dict[str, Any]:
     data = text.encode("utf-8")
     return {
@@ -330,7 +321,7 @@ def load_corpus(name_or_path: str | os.PathLike[str], encoding: str | None = Non
 
 def _unknown_message(name: str) -> str:
     try:
-        from generator.recipes import find_recipe
+        from generator.corpora.recipes import find_recipe
 
         if find_recipe(name) is not None:
             return f"corpus {name!r} is not downloaded yet: run `ghostwrite corpus get {name}`"

@@ -47,7 +47,7 @@ def iter_text_file(path: Path, start: int = 0, stop: int | None = None, chunk_by
     count comes from bytes before that offset, which lets a caller seek safely into the text."""
     import codecs
 
-    from ..textfiles import check_encoding
+    from ..corpora.textfiles import check_encoding
 
     enc = check_encoding(encoding) or "utf-8"
     decoder = codecs.getincrementaldecoder(enc)(errors="strict")

@@ -284,7 +284,7 @@ def run_name(cfg) -> str | None:
             return cfg.name
         if cfg.base:
             return registry.parse_spec(cfg.base)[0]
-        from ..corpus import load_corpus
+        from ..corpora.corpus import load_corpus
 
         return load_corpus(cfg.corpus).name
     except GhostwriteError:

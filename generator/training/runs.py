@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from .. import checkpoint, registry
-from ..corpus import load_corpus, split_text
+from ..corpora.corpus import load_corpus, split_text
 from ..errors import GhostwriteError
 from ..paths import atomic_write_bytes, atomic_write_text, runs_dir
 from ..tokenizers import tokenizer_from_dict, train_tokenizer
@@ -175,7 +175,7 @@ def tokenizer_meta(tok, folder: Path, val_chars: int) -> dict:
 def large_corpus_file(spec: str) -> tuple[Path, str, dict] | None:
     """(text file, corpus name, known info) when the corpus is one file above STREAM_BYTES: a path, or
     a registered corpus (whose text.txt is already normalised). Same precedence as `load_corpus`."""
-    from ..corpus import _looks_like_path, corpus_exists, corpus_info
+    from ..corpora.corpus import _looks_like_path, corpus_exists, corpus_info
 
     s = os.fspath(spec)
     p = Path(s).expanduser()
@@ -203,7 +203,7 @@ def prepare_streaming(cfg, path: Path, corpus_name: str, known: dict, claimed: l
     SentencePiece vocabularies are learnt from a sample spread over the training split."""
     import hashlib
 
-    from ..corpus import MIN_TRAIN_CHARS, MIN_VAL_CHARS, detect_lang, split_text
+    from ..corpora.corpus import MIN_TRAIN_CHARS, MIN_VAL_CHARS, detect_lang, split_text
 
     t_prepare = time.monotonic()
     name = registry.check_name(cfg.name or (cfg.base and registry.parse_spec(cfg.base)[0]) or corpus_name)
@@ -324,7 +324,7 @@ def corpus_ref(spec: str) -> str:
 
 def eval_text_for(lm, text_path: Path | None, corpus_name: str | None) -> tuple[str, str]:
     """The text `ghostwrite eval` scores: a file, a corpus, or by default the model's validation split."""
-    from ..corpus import read_text_file
+    from ..corpora.corpus import read_text_file
 
     if text_path is not None:
         return read_text_file(text_path), str(text_path)

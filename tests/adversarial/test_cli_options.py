@@ -75,7 +75,7 @@ def command_line(path, param, value, world) -> list[str]:
 
 
 def existing_names() -> set[str]:
-    from generator.corpus import list_corpora
+    from generator.corpora.corpus import list_corpora
     from generator.registry import list_models
 
     return {c["name"] for c in list_models(all_versions=True)} | {c.name for c in list_corpora()}
