@@ -12,7 +12,7 @@ from shared_corpora import shared_corpus
 from typer.testing import CliRunner
 
 from generator.corpora import corpus as C
-from generator.corpus_cli import app
+from bot.cli.corpus import app
 from generator.errors import GhostwriteError
 
 

@@ -2,7 +2,7 @@
 
 One run covers both ways in. `ghostwrite train --nproc 2` trains until it has checkpointed past step 10,
 then the launcher is killed with SIGKILL (its training processes must die with it); `torchrun -m
-generator.training.main --resume` finishes the run, and with `--patience 0` rank 0 stops early at the next
+bot.cli train --resume` finishes the run, and with `--patience 0` rank 0 stops early at the next
 validation on its own, which the other rank must follow. Then: the loss fell, the checkpoint loads, the
 published model generates.
 """
@@ -103,7 +103,7 @@ def test_two_processes_train_survive_a_kill_resume_under_torchrun_and_publish(ti
 
     resumed_from = meta["progress"]["step"]
     t1 = time.monotonic()
-    proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "generator.training.main",
+    proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "bot.cli", "train",
                            *_args(tiny_corpus, ["--resume", "--patience", "0"])],
                           env=env, capture_output=True, text=True, timeout=240)
     t_resume = time.monotonic() - t1

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.logs_cli import app, parse_since
+from bot.cli.logs import app, parse_since
 from bot.store import Store
 from generator.errors import GhostwriteError
 

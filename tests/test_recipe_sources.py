@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from generator.corpora import corpus as C
 from generator.corpora import recipes as R
-from generator.corpus_cli import app
+from bot.cli.corpus import app
 
 MIRROR_ENV = "GHOSTWRITE_RECIPE_MIRROR"
 JUNK = b"not the pinned file\n"

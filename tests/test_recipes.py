@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from generator.corpora import corpus as C
 from generator.corpora import fetch
 from generator.corpora import recipes as R
-from generator.corpus_cli import app
+from bot.cli.corpus import app
 from generator.errors import GhostwriteError
 
 GUTENBERG = (

@@ -22,7 +22,7 @@ from generator.errors import GhostwriteError
 from generator.tokenizers import CharTokenizer, tokenizer_from_dict
 from generator.training.trainer import TrainConfig, train
 
-TRAIN = [sys.executable, "-m", "generator.training.main"]  # `ghostwrite train` without the bot's imports
+TRAIN = [sys.executable, "-m", "bot.cli", "train"]  # `ghostwrite train`
 
 
 def _env(home):

@@ -1,47 +1,26 @@
-"""`ghostwrite corpus ...`: add, get, list, show and rm corpora (a typer sub-app, mounted by the main CLI)."""
+"""`ghostwrite corpus ...`: add, get, list, show and rm corpora through the service (a typer sub-app,
+mounted by bot.cli)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import urllib.parse
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from generator.corpora import corpus as corpus_mod
-from generator.corpora import fetch, recipes
-from generator.errors import GhostwriteError
+from bot.cli.common import sub_app
+from bot.service import ContinuationService, GhostwriteError
 
-app = typer.Typer(help="Manage text corpora: add local files, fetch named ones, list and inspect them.", no_args_is_help=True)
-F = TypeVar("F", bound=Callable[..., Any])
+app = sub_app(help="Manage text corpora: add local files, fetch named ones, list and inspect them.")
 SOURCE_NOTE = "source OWNER/REPO@COMMIT: a raw file of that GitHub repository at that commit (URLs: --json)"
 
 
 def _console() -> Console:
     return Console(highlight=False, soft_wrap=True)
-
-
-def _err(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-
-
-def user_errors(fn: F) -> F:
-    """GhostwriteError → one line on stderr and exit code 2 (the main CLI does the same)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except GhostwriteError as e:
-            _err(str(e).splitlines()[0] if str(e) else type(e).__name__)
-            raise typer.Exit(e.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _human(n: int) -> str:
@@ -53,12 +32,11 @@ def _human(n: int) -> str:
     return f"{n} bytes"
 
 
-def _summary(info: corpus_mod.CorpusInfo) -> dict[str, Any]:
+def _summary(info: Any) -> dict[str, Any]:
     return {**info.to_dict(), "path": str(info.path)}
 
 
 @app.command("add")
-@user_errors
 def add(
     name: Annotated[str, typer.Argument(help="Name for the corpus (letters, digits, . _ -).")],
     paths: Annotated[list[str], typer.Argument(help="Text files, folders (their .txt/.md files) or globs.")],
@@ -74,7 +52,7 @@ def add(
     as_json: Annotated[bool, typer.Option("--json", help="Print the corpus metadata as JSON.")] = False,
 ) -> None:
     """Register local text files as a corpus."""
-    info = corpus_mod.add_corpus(
+    info = ContinuationService().add_corpus(
         name, paths, author=author, lang=lang, encoding=encoding, strip_gutenberg=strip_gutenberg, replace=force
     )
     if as_json:
@@ -86,7 +64,7 @@ def add(
         )
 
 
-def _short_source(r: recipes.Recipe) -> str:
+def _short_source(r: Any) -> str:
     """Where a recipe's text comes from, in a few words: `OWNER/REPO@COMMIT` for raw GitHub files."""
     if r.type != "url":
         return r.label
@@ -100,12 +78,12 @@ def _short_source(r: recipes.Recipe) -> str:
     return ", ".join(places) + (f" ({len(r.urls)} files)" if len(r.urls) > 1 else "")
 
 
-def _recipe_row(r: recipes.Recipe) -> dict[str, Any]:
+def _recipe_row(r: Any) -> dict[str, Any]:
     return {"name": r.name, "author": r.author, "lang": r.lang, "size": r.size, "source": r.label,
             "urls": r.urls, "description": r.description}  # fmt: skip
 
 
-def _recipes_table(items: list[recipes.Recipe], title: str) -> Table:
+def _recipes_table(items: list[Any], title: str) -> Table:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("name", "author", "lang", "size", "source"):
         table.add_column(col, justify="right" if col == "size" else "left", no_wrap=col in ("name", "size"), overflow="fold")
@@ -115,7 +93,7 @@ def _recipes_table(items: list[recipes.Recipe], title: str) -> Table:
 
 
 def _show_recipes(as_json: bool) -> None:
-    items = recipes.list_recipes()
+    items = ContinuationService().recipes()
     if as_json:
         typer.echo(json.dumps([_recipe_row(r) for r in items], ensure_ascii=False, indent=2))
     elif not items:
@@ -127,7 +105,6 @@ def _show_recipes(as_json: bool) -> None:
 
 
 @app.command("get")
-@user_errors
 def get(
     name: Annotated[str | None, typer.Argument(help="A recipe name (see `corpus get --list`).", show_default=False)] = None,
     list_: Annotated[bool, typer.Option("--list", "-l", help="Show the recipes that can be fetched, and stop.")] = False,
@@ -142,25 +119,23 @@ def get(
         raise GhostwriteError("name a recipe to fetch (`ghostwrite corpus get --list` shows them)")
     console = _console()
     log = None if as_json else (lambda msg: console.print(msg))
-    info = fetch.get(name, force=force, log=log)
+    info = ContinuationService().get_recipe(name, force=force, log=log)
     if as_json:
         typer.echo(json.dumps(_summary(info), ensure_ascii=False, indent=2))
 
 
 @app.command("recipes")
-@user_errors
 def recipes_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """The corpora `corpus get NAME` can fetch: name, author, language, size and source."""
     _show_recipes(as_json)
 
 
 @app.command("list")
-@user_errors
 def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Registered corpora, and the recipes that can be fetched with `corpus get`."""
-    infos = corpus_mod.list_corpora()
+    infos = ContinuationService().corpora()
     have = {i.name for i in infos}
-    available = [r for r in recipes.list_recipes() if r.name not in have]
+    available = [r for r in ContinuationService().recipes() if r.name not in have]
     if as_json:
         out = {"corpora": [_summary(i) for i in infos], "recipes": [_recipe_row(r) for r in available]}
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
@@ -181,13 +156,12 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
 
 
 @app.command("show")
-@user_errors
 def show(
     name: Annotated[str, typer.Argument(help="Corpus name.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Size, characters, distinct characters, language and source of a corpus."""
-    info = corpus_mod.corpus_info(name)
+    info = ContinuationService().corpus_info(name)
     if as_json:
         typer.echo(json.dumps(_summary(info), ensure_ascii=False, indent=2))
         return
@@ -210,8 +184,7 @@ def show(
 
 
 @app.command("rm")
-@user_errors
 def rm(name: Annotated[str, typer.Argument(help="Corpus name.")]) -> None:
     """Remove a registered corpus (its recipe, if any, stays)."""
-    corpus_mod.remove_corpus(name)
+    ContinuationService().remove_corpus(name)
     _console().print(f"removed corpus {name}")

@@ -6,29 +6,30 @@ JSON. Bad input or a database problem prints one line on stderr and exits with c
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import re
 import sys
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bot.service import ContinuationService, GhostwriteError, atomic_write_text, unsurrogate
+from bot.cli.common import sub_app
+from bot.service import (
+    ContinuationService,
+    GhostwriteError,
+    atomic_write_text,
+    unsurrogate,
+)
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-app = typer.Typer(
+app = sub_app(
     name="logs",
     help="Browse, search, export and delete the stored continuations.",
-    no_args_is_help=True,
     add_completion=False,
 )
 
@@ -36,20 +37,6 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 _SOURCES = ("cli", "repl", "discord")
 MAX_LIMIT = 10**9  # --limit: what SQL LIMIT takes on every backend (10**30 overflowed SQLite's integer)
 MAX_ID = 2**63 - 1
-
-
-def _friendly(fn: F) -> F:
-    """GhostwriteError (StoreError included) → `error: ...` on stderr, exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except GhostwriteError as e:
-            typer.echo(f"error: {e.message}", err=True)
-            raise typer.Exit(e.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _service() -> ContinuationService:
@@ -145,7 +132,6 @@ def _generations_table(gens: list[Any], title: str) -> Table:
 
 
 @app.command("list")
-@_friendly
 def list_cmd(
     model: str = typer.Option(None, "--model", "-m", help="NAME or NAME@vN"),
     source: str = typer.Option(None, "--source", help="cli, repl or discord"),
@@ -168,7 +154,6 @@ def list_cmd(
 
 
 @app.command("search")
-@_friendly
 def search_cmd(
     text: str = typer.Argument(..., help="words to find in prompts and outputs"),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=MAX_LIMIT),
@@ -187,7 +172,6 @@ def search_cmd(
 
 
 @app.command("show")
-@_friendly
 def show_cmd(
     gen_id: str = typer.Argument(..., metavar="ID", help="generation id"),
     as_json: bool = typer.Option(False, "--json", help="JSON for scripts"),
@@ -240,7 +224,6 @@ def show_cmd(
 
 
 @app.command("export")
-@_friendly
 def export_cmd(
     fmt: str = typer.Option("jsonl", "--format", "-f", help="jsonl or csv"),
     output: Path = typer.Option(None, "--output", "-o", help="file to write ('-' or none: stdout)"),
@@ -268,7 +251,6 @@ def export_cmd(
 
 
 @app.command("forget")
-@_friendly
 def forget_cmd(
     user: str = typer.Option(..., "--user", "-u", help="the user id whose data goes"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
@@ -299,7 +281,6 @@ def forget_cmd(
 
 
 @app.command("stats")
-@_friendly
 def stats_cmd(as_json: bool = typer.Option(False, "--json", help="JSON for scripts")) -> None:
     """Counts, statuses, latency percentiles, tokens and feedback by model."""
     with _service() as svc:

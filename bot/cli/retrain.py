@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
+from bot.cli.common import console, fail, finite
 from bot.service import MAX_JOB_SECONDS
-from generator.cli import console, fail, finite
 
 
 def retrain_command(

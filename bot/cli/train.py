@@ -1,26 +1,19 @@
-"""`ghostwrite corpus|train|eval|models`: the generator's commands (the main CLI in bot/cli.py adds
-the ones that go through the continuation service). Torch is imported inside the commands, so help
-and the other subcommands start fast."""
+"""`ghostwrite train CORPUS` and `ghostwrite eval MODEL`: training and scoring through the service (torch
+loads behind it, inside the commands, so help and the other subcommands start fast). The numeric options
+are bounded at parse time, and a model too big for this machine's memory is refused before any work."""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-
-console = Console()
-err = Console(stderr=True)
-
-models_app = typer.Typer(help="List, inspect and remove trained models.", no_args_is_help=True)
-
+from bot.cli.common import MAX_SEED, console, err, fail, finite, positive
+from bot.service import ContinuationService
 
 # Bounds of the numeric options, checked when the command line is parsed (a value outside is one line,
 # exit 2): NaN and ±inf never reach the trainer (`--max-time inf` used to fail after 30 s of training).
@@ -34,23 +27,7 @@ MAX_SEQ_LEN = 65_536
 MAX_THREADS = 1024
 MAX_NPROC = 256
 MAX_STREAMS = 4096
-MAX_SEED = 2**63 - 1
 PROCESS_BYTES = 2**29  # what one more training process costs before its model: torch and its libraries
-
-
-def finite(value: Optional[float]) -> Optional[float]:
-    """Callback of float options: NaN and ±inf are refused (a range alone lets NaN through click's
-    FloatRange in older typer versions)."""
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"must be a finite number, got {value}")
-    return value
-
-
-def positive(value: Optional[float]) -> Optional[float]:
-    """Callback of float options that must be above 0 (a range's minimum is inclusive)."""
-    if finite(value) is not None and value <= 0:
-        raise typer.BadParameter(f"must be above 0, got {value}")
-    return value
 
 
 def training_bytes(vocab: int, hidden: int, emb: int, layers: int, batch: int, seq: int) -> int:
@@ -67,9 +44,8 @@ def _check_size(preset: str, vocab: Optional[int], hidden: Optional[int], emb: O
     """Refuse, before anything is prepared, sizes whose training could not fit in this machine's memory
     (`--hidden-size 16384` grew past 19 GB and ran for minutes without one step). Sizes not given count
     as the preset's (auto: a medium model, windows of 32 × 32)."""
-    from .model import PRESETS
-
-    base = PRESETS.get(preset, PRESETS["medium"])
+    presets = ContinuationService.model_presets()
+    base = presets.get(preset, presets["medium"])
     h = hidden or base["hidden_size"]
     e = emb or hidden or base["emb_size"]
     n_layers = layers or base["num_layers"]
@@ -85,11 +61,6 @@ def _check_size(preset: str, vocab: Optional[int], hidden: Optional[int], emb: O
              f"{h}, embedding {e}, windows of {batch or 32} x {seq or 32}{f', {nproc} processes' if nproc > 1 else ''}) "
              f"and this machine has {have / 2**30:,.1f} GiB: make --hidden-size, --emb-size, --layers, "
              f"--batch-size, --seq-len{' or --nproc' if nproc > 1 else ''} smaller")
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def train_command(
@@ -127,21 +98,17 @@ def train_command(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ):
     """Train an LSTM model on a corpus and register it as a new version."""
-    from .trainer import TrainConfig, train
-
     if tokenizer is not None and tokenizer not in ("char", "word", "sp"):
         fail(f"--tokenizer must be char, word or sp, got {tokenizer!r}")
     _check_size(preset, vocab_size, hidden_size, emb_size, num_layers, batch_size, seq_len, nproc)
-    cfg = TrainConfig(corpus=corpus, name=name, tokenizer=tokenizer, vocab_size=vocab_size, sp_type=sp_type,
+    cfg = dict(corpus=corpus, name=name, tokenizer=tokenizer, vocab_size=vocab_size, sp_type=sp_type,
                       preset=preset, hidden_size=hidden_size, emb_size=emb_size, num_layers=num_layers,
                       dropout=dropout, batch_size=batch_size, seq_len=seq_len, lr=lr, max_time=max_time,
                       max_steps=max_steps, eval_every=eval_every, patience=patience, val_fraction=val_fraction,
                       device=device, threads=threads, seed=seed, base=base, resume=resume,
                       checkpoint_every=checkpoint_every)
-    from .distributed import env_world_size, launch
-
-    rank = int(os.environ.get("RANK", "0") or 0) if env_world_size() > 1 else 0
-    run = (lambda c, p=None: launch(c, nproc, p)) if nproc > 1 else train
+    svc = ContinuationService()
+    rank = svc.training_rank()
     show = not quiet and not json_out and sys.stderr.isatty() and rank == 0
     if show:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -156,9 +123,9 @@ def train_command(
                 bar.update(task, completed=p["step"], total=p.get("total_steps"),
                            info=f"step {p['step']} {loss}{vb} {p['tokens_per_s']:,.0f} tok/s")
 
-            card = run(cfg, on_progress)
+            card = svc.train(cfg, on_progress, nproc=nproc)
     else:
-        card = run(cfg)
+        card = svc.train(cfg, nproc=nproc)
     if not card:  # a rank other than 0 under torchrun: rank 0 reports
         return
     if json_out:
@@ -184,81 +151,10 @@ def eval_command(
     json_out: bool = typer.Option(False, "--json"),
 ):
     """Score a text (default: the model's own validation split) in bits per character."""
-    from .device import configure_cpu, pick
-    from .evaluate import chars_scored, report, score_tokens
-    from .inference import load
-    from .runs import eval_text_for
-
-    dev = pick(device)
-    if dev.type == "cpu":
-        configure_cpu()
-    lm = load(model, device=str(dev), quantize=False)
-    body, label = eval_text_for(lm, text, corpus)
-    import numpy as np
-
-    tokens = np.asarray(lm.tokenizer.encode(body), dtype=np.int64)
-    if len(tokens) < 2:
-        fail("text too short to score (needs at least two tokens)")
-    nats, n = score_tokens(lm.model, tokens, streams=streams, seq_len=256, device=dev)
-    figures = report(nats, n, chars_scored(len(body), len(tokens), n))
-    figures.update(model=lm.spec, text=label, streams=streams)
+    figures = ContinuationService().evaluate(model, text=text, corpus=corpus, streams=streams, device=device)
     if json_out:
         print(json.dumps(figures))
         return
-    console.print(f"{lm.spec} on {label}: [bold]{figures['bits_per_char']:.4f} bits/char[/] "
+    console.print(f"{figures['model']} on {figures['text']}: [bold]{figures['bits_per_char']:.4f} bits/char[/] "
                   f"({figures['nats_per_char']:.4f} nats/char), per-token perplexity {figures['perplexity']:.2f}, "
                   f"{figures['chars']:,} chars, {figures['tokens']:,} tokens")
-
-
-@models_app.command("list")
-def models_list(json_out: bool = typer.Option(False, "--json"), all_versions: bool = typer.Option(False, "--all")):
-    """Registered models (newest version of each; --all for every version)."""
-    from .registry import list_models
-
-    cards = list_models(all_versions=all_versions)
-    if json_out:
-        print(json.dumps(cards, ensure_ascii=False))
-        return
-    if not cards:
-        console.print("no models yet: `ghostwrite train CORPUS` makes one")
-        return
-    t = Table("model", "tokenizer", "size", "params", "val bits/char", "corpus", "created")
-    for c in cards:
-        m = c["model"]
-        t.add_row(f"{c['name']}@v{c['version']}", f"{c['tokenizer']['kind']} ({c['tokenizer']['vocab_size']:,})",
-                  f"{m['num_layers']}×{m['hidden_size']}", f"{c['parameters']:,}", f"{c['val_bpc']:.3f}",
-                  c["corpus"], c["created"][:16])
-    console.print(t)
-
-
-@models_app.command("show")
-def models_show(model: str = typer.Argument(..., help="NAME or NAME@vN")):
-    """A model's card as JSON."""
-    from .registry import read_card, resolve
-
-    print(json.dumps(read_card(*resolve(model)), indent=2, ensure_ascii=False))
-
-
-@models_app.command("rm")
-def models_rm(model: str = typer.Argument(..., help="NAME (every version) or NAME@vN"),
-              yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")):
-    """Remove a model version, or every version of a model."""
-    from .registry import parse_spec, remove, resolve
-
-    name, version = parse_spec(model)
-    resolve(model)
-    what = f"{name}@v{version}" if version else f"every version of {name}"
-    if not yes and sys.stdin.isatty() and not typer.confirm(f"remove {what}?"):
-        raise typer.Exit(1)
-    removed = remove(name, version)
-    console.print(f"removed {name} " + ", ".join(f"v{v}" for v in removed))
-
-
-def register(app: typer.Typer) -> None:
-    """Mount the generator's commands on the main `ghostwrite` app."""
-    from .corpus_cli import app as corpus_app
-
-    app.add_typer(corpus_app, name="corpus", help="Register, fetch and inspect corpora.")
-    app.command("train")(train_command)
-    app.command("eval")(eval_command)
-    app.add_typer(models_app, name="models")

@@ -74,14 +74,59 @@ class Library:
         return fetch.get(name, force=force, log=log)
 
     # ---- training -----------------------------------------------------------------------------------
-    def train(self, config: Any, progress: Callable[[dict], None] | None = None) -> dict:
-        """Train (a `generator.TrainConfig`, or a dict of its fields) and publish; returns the card.
-        `progress` is called with each progress report."""
+    def train(self, config: Any, progress: Callable[[dict], None] | None = None, nproc: int = 1) -> dict:
+        """Train (a `generator.TrainConfig`, or a dict of its fields) and publish; returns the card (empty
+        on a rank other than 0 under torchrun). `progress` is called with each progress report; `nproc` > 1
+        trains on that many processes (DistributedDataParallel)."""
         import generator
 
         if isinstance(config, dict):
             config = generator.TrainConfig(**config)
+        if nproc > 1:
+            from generator.training.distributed import launch
+
+            return launch(config, nproc, progress)
         return generator.train(config, progress)
+
+    @staticmethod
+    def training_rank() -> int:
+        """This process's rank in a torchrun group (0 when not under torchrun)."""
+        import os
+
+        from generator.training.distributed import env_world_size
+
+        return int(os.environ.get("RANK", "0") or 0) if env_world_size() > 1 else 0
+
+    @staticmethod
+    def model_presets() -> dict[str, dict]:
+        """The model sizes `--preset` names (layers, widths)."""
+        from generator.model import PRESETS
+
+        return PRESETS
+
+    def evaluate(self, spec: str, text: Path | None = None, corpus: str | None = None, streams: int = 1,
+                 device: str = "cpu") -> dict:
+        """Score a text file, a registered corpus or (neither) the model's own validation split: bits and nats
+        per character, per-token perplexity, chars, tokens, model, text, streams."""
+        import numpy as np
+
+        from generator.device import configure_cpu, pick
+        from generator.generation.loaded import load
+        from generator.training.evaluate import chars_scored, report, score_tokens
+        from generator.training.runs import eval_text_for
+
+        dev = pick(device)
+        if dev.type == "cpu":
+            configure_cpu()
+        lm = load(spec, device=str(dev), quantize=False)
+        body, label = eval_text_for(lm, text, corpus)
+        tokens = np.asarray(lm.tokenizer.encode(body), dtype=np.int64)
+        if len(tokens) < 2:
+            raise GhostwriteError("text too short to score (needs at least two tokens)")
+        nats, n = score_tokens(lm.model, tokens, streams=streams, seq_len=256, device=dev)
+        figures = report(nats, n, chars_scored(len(body), len(tokens), n))
+        figures.update(model=lm.spec, text=label, streams=streams)
+        return figures
 
     # ---- uploads ------------------------------------------------------------------------------------
     def keep_upload(self, data: bytes, limit: int, folder: str, filename: str) -> Path:

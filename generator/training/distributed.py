@@ -5,7 +5,7 @@ Two ways in, one code path:
 * ``ghostwrite train ... --nproc N`` calls `launch`, which starts N copies of ``python -m generator.training.main``
   with the variables torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT on a free port),
   waits for them, stops them all if one fails, and returns rank 0's model card.
-* ``torchrun --nproc-per-node N -m generator.training.main CORPUS ...`` sets those variables itself.
+* ``torchrun --nproc-per-node N -m bot.cli train CORPUS ...`` sets those variables itself.
 
 Either way the trainer calls `setup()`, which joins the process group when WORLD_SIZE > 1. Then:
 

@@ -1,11 +1,10 @@
-"""`python -m generator.training.main CORPUS [options]`: `ghostwrite train` as a module, for launchers.
+"""`python -m generator.training.main --config-json FILE`: one process of a distributed training run.
 
-    torchrun --nproc-per-node 2 -m generator.training.main CORPUS --name MODEL --max-time 600
+`ghostwrite train --nproc N` starts its processes so (see distributed.py): the configuration comes from the
+file and the outcome (card or error) goes to the file named by GHOSTWRITE_DDP_RESULT. The command line's
+`ghostwrite train` lives in bot/cli (generator is a library and never imports it); under torchrun run that:
 
-Under torchrun (RANK / WORLD_SIZE set) every process runs this; they form one DistributedDataParallel
-group and rank 0 prints the card (see distributed.py). `ghostwrite train --nproc N` starts its
-processes as ``python -m generator.training.main --config-json FILE``: the configuration comes from the file
-and the outcome (card or error) goes to the file named by GHOSTWRITE_DDP_RESULT.
+    torchrun --nproc-per-node 2 -m bot.cli train CORPUS --name MODEL --max-time 600
 """
 
 from __future__ import annotations
@@ -36,21 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) == 2 and argv[0] == "--config-json":
         return _child(argv[1])
-    import typer
-
-    from ..cli import err, train_command
-    from ..errors import GhostwriteError
-
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command()(train_command)
-    try:
-        app(argv, prog_name="python -m generator.training.main")  # exits itself (usage errors: code 2)
-    except GhostwriteError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    print("usage: python -m generator.training.main --config-json FILE "
+          "(to train from the command line: ghostwrite train CORPUS, or python -m bot.cli train CORPUS)",
+          file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

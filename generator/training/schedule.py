@@ -172,7 +172,7 @@ class Budget:
                 "first_total_steps": self.first_total, "eval_reserve_s": round(self.reserve, 2)}
 
 
-# ---- a budgeted run, after each step (rank 0; `trainer` is the generator.trainer.Trainer) -------------
+# ---- a budgeted run, after each step (rank 0; `trainer` is the generator.training.trainer.Trainer) -------------
 def pace(trainer, now: float) -> bool:
     """Re-estimate the total steps from the window's step time (the first time after ~8% of the budget,
     at most 8 s; then once per 1% of it), or now and then time the probe again. True when the model was

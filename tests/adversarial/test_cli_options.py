@@ -153,7 +153,7 @@ def test_heavy_commands_take_any_value_for_real(case, value, world, monkeypatch)
     monkeypatch.chdir(world["root"])
     monkeypatch.setenv("GHOSTWRITE_DISCORD_API_BASE", "http://127.0.0.1:9/api/v10")
     if path == ("train",) and param.kind in ("int", "float"):
-        from generator.cli import training_bytes
+        from bot.cli.train import training_bytes
 
         try:
             x = int(float(value))

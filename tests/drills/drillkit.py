@@ -36,13 +36,13 @@ def integrity(db_path) -> str:
 ZYGOTE = r"""
 import json, os, sys, traceback
 import numpy, torch, torch._dynamo                     # the expensive imports, paid once (AdamW pulls in dynamo)
-import generator.training.main, generator.training.trainer, generator.cli, generator.training.runs, generator.generation.loaded
+import bot.cli, bot.cli.train, generator.training.trainer, generator.training.runs, generator.generation.loaded
 import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot
 out = os.fdopen(os.dup(1), "w", buffering=1)
 for line in sys.stdin:
     req = json.loads(line)
     pid = os.fork()
-    if pid == 0:  # the child: a whole process running the CLI, as `python -m generator.training.main ARGS` would
+    if pid == 0:  # the child: a whole process running the CLI, as `python -m bot.cli train ARGS` would
         code = 1
         try:
             os.environ.update(req["env"])
@@ -50,8 +50,8 @@ for line in sys.stdin:
                 os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
             sys.stdout = os.fdopen(1, "w", buffering=1)
             sys.stderr = os.fdopen(2, "w", buffering=1)
-            sys.argv = ["generator.training.main", *req["args"]]
-            code = generator.training.main.main(req["args"]) or 0
+            sys.argv = ["ghostwrite", "train", *req["args"]]
+            code = bot.cli.run(["train", *req["args"]]) or 0
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         except BaseException:
@@ -69,7 +69,7 @@ for line in sys.stdin:
 
 class Zygote:
     """A process that has imported torch and the trainer once and forks a fresh child for every training
-    command (what `python -m generator.training.main ARGS` does, without ~5-10 s of imports on a busy
+    command (what `python -m bot.cli train ARGS` does, without ~5-10 s of imports on a busy
     machine each time). The children are whole processes: SIGKILL them like any other."""
 
     def __init__(self, home):

@@ -7,7 +7,7 @@ so they differ by noise).
 
 Quick (normal suite): a tiny model for 120 steps; each training process is forked from one that has
 imported torch already (a fresh interpreter costs 5-10 s of imports on a busy machine). Slow (`make
-drills`): fresh `python -m generator.training.main` processes on a real corpus, a run of minutes (exact), and a
+drills`): fresh `python -m bot.cli train` processes on a real corpus, a run of minutes (exact), and a
 run under `--max-time` (its step count is calibrated from the measured speed, so the comparison is noisy).
 The seed of the kill moments is printed; set GHOSTWRITE_DRILL_SEED to replay one.
 """
@@ -31,7 +31,7 @@ from generator import checkpoint
 from generator.errors import GhostwriteError
 
 SHARED = shared_path("tinyshakespeare.txt")  # None when the shared corpora are absent or hidden
-TRAIN = [sys.executable, "-m", "generator.training.main"]  # `ghostwrite train` without the bot's imports
+TRAIN = [sys.executable, "-m", "bot.cli", "train"]  # `ghostwrite train`
 
 
 def _step(path: Path) -> int:
@@ -53,7 +53,7 @@ def kill_and_resume(args: list[str], home: Path, name: str, kills: int, delay: t
                     budget: float | None = None) -> dict:
     """Run `ghostwrite train ARGS`, SIGKILL it `kills` times at a random moment once it has made progress
     since the last resume, resuming each time; then let it finish. Returns the figures. `spawn(argv)`
-    starts one training process (default: a fresh `python -m generator.training.main`). With `spread`, the
+    starts one training process (default: a fresh `python -m bot.cli train`). With `spread`, the
     kills fall at random points spread over the schedule (fractions of its total steps, or of `budget`
     seconds of training time), so that a long run is not over before the fifth kill."""
     # spread: one kill in each of the first `kills` of `kills + 1` equal parts of the schedule
@@ -115,7 +115,7 @@ def reference(args: list[str], home: Path, monkeypatch) -> tuple[dict, float]:
     import typer
     from typer.testing import CliRunner
 
-    from generator.cli import train_command
+    from bot.cli.train import train_command
 
     app = typer.Typer()
     app.command()(train_command)

@@ -20,7 +20,7 @@ from drillkit import env, report
 from generator import checkpoint
 from generator.errors import GhostwriteError
 
-TRAIN = [sys.executable, "-m", "generator.training.main"]
+TRAIN = [sys.executable, "-m", "bot.cli", "train"]
 
 
 def _args(corpus, steps, *extra):
