@@ -172,3 +172,48 @@ def test_discord_settings_values_are_read_as_the_contract_type(s):
     assert type(parse_value(s.name, str(example(s)))) is s.type
     with pytest.raises(GhostwriteError, match=s.name):
         parse_value(s.name, "lots")
+
+
+# ---- the CLI's generate ----------------------------------------------------------------------------------
+def _generate():
+    import typer
+
+    from bot.cli import app
+
+    return typer.main.get_command(app).commands["generate"]
+
+
+def test_cli_generate_help_lists_every_setting():
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    out = CliRunner().invoke(app, ["generate", "--help"], env={"COLUMNS": "200"}).output
+    for s in SETTINGS:
+        assert all(flag in out for flag in s.flags), s.name
+        assert s.help in out and (s.default is None or f"[default: {s.default}]" in out), s.name
+
+
+@pytest.mark.parametrize("s", SETTINGS, ids=ids())
+def test_cli_generate_options_are_the_contract(s):
+    from typer import BadParameter  # click's (vendored by newer typer)
+
+    cmd = _generate()
+    (p,) = [p for p in cmd.params if p.name == s.name]
+    assert set(s.flags) <= set(p.opts) and p.default == s.default and s.help in p.help
+    long = s.flags[0]
+
+    def parsed(value):
+        return cmd.make_context("generate", ["m", "p", f"{long}={value!s}"]).params[s.name]
+
+    assert parsed(example(s)) == example(s)
+    if s.type not in (int, float):
+        with pytest.raises(BadParameter, match=f"{s.name} must be one of"):
+            parsed("nonsense")
+        return
+    ok, bad = edges(s)
+    for v in ok:
+        assert parsed(v) == v
+    for v in bad:
+        with pytest.raises(BadParameter, match=f"{s.name} must be"):
+            parsed(v)

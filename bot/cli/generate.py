@@ -1,44 +1,80 @@
-"""`ghostwrite generate MODEL PROMPT`: continue a prompt through the continuation service."""
+"""`ghostwrite generate MODEL PROMPT`: continue a prompt through the continuation service. Its sampling
+options are the settings contract's (bot.service.SETTINGS), one per setting: `setting_options`."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
-from typing import Optional
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from rich.markup import escape
 
-from bot.cli.common import MAX_SEED, err, fail
+from bot.cli.common import err, fail
+from bot.service import SETTINGS, GhostwriteError, Setting
 
 
+def _help(s: Setting) -> str:
+    if s.choices:
+        return f"{s.help}: {' | '.join(s.choices)}."
+    if s.per_unit:
+        return f"{s.help}: at most " + ", ".join(f"{n:,} {u}" for u, n in s.per_unit.items()) + "."
+    return f"{s.help}; {s.bounds_text()}."
+
+
+def _check(s: Setting) -> Callable[[Any], Any]:
+    """The option's callback: the value checked against the contract when the command line is read (a
+    length against its largest cap: the service checks it against its unit)."""
+
+    def check(value):
+        try:
+            return s.check(value)
+        except GhostwriteError as e:
+            raise typer.BadParameter(str(e)) from None
+
+    return check
+
+
+def setting_options(fn: Callable) -> Callable:
+    """Give `fn(..., **settings)` one option per setting of the contract — its flags (--top-k, -t), default,
+    help (with the bounds) and a check against the bounds — as typer reads a signature; `fn` gets them as
+    keyword arguments."""
+    sig = inspect.signature(fn)
+    own = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    arguments = [p for p in own if isinstance(p.default, typer.models.ArgumentInfo)]
+    options = [inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                 annotation=s.type | None if s.optional else s.type,
+                                 default=typer.Option(s.default, *s.flags, help=_help(s), callback=_check(s)))
+               for s in SETTINGS]
+    # (the settings' options after the arguments, before the command's own: typer passes all by name)
+    fn.__signature__ = sig.replace(parameters=arguments + options + own[len(arguments):])  # type: ignore[attr-defined]
+    return fn
+
+
+@setting_options
 def generate_command(
     model: str = typer.Argument(..., help="NAME or NAME@vN"),
     prompt: str = typer.Argument("", help="The text to continue ('-' reads standard input)."),
-    length: int = typer.Option(200, "--length", "-l", help="How much to write, in --unit."),
-    unit: str = typer.Option("chars", "--unit", "-u", help="tokens | chars | words | sentences | paragraphs"),
-    temperature: float = typer.Option(0.8, "--temperature", "-t", help="0 = greedy."),
-    top_k: int = typer.Option(0, "--top-k", help="Sample from the k most likely tokens (0 = off)."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling threshold in (0, 1]."),
-    repetition_penalty: float = typer.Option(1.0, "--repetition-penalty", help="> 1 discourages repeats."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Same seed and settings → same text."),
     n: int = typer.Option(1, "-n", help="Number of samples."),
     stream: bool = typer.Option(False, "--stream", help="Print as it generates."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per sample."),
+    **settings: Any,
 ):
     """Continue PROMPT with MODEL."""
-    from bot.service import ContinuationService, Request
+    from bot.service import ContinuationService, Request, lookup_setting
+
+    seed, max_seed = settings.get("seed"), lookup_setting("seed").high
 
     if prompt == "-":  # bytes, whatever the locale: the service's door (clean_text) decides about bad ones
         stdin = getattr(sys.stdin, "buffer", None)
         prompt = stdin.read().decode("utf-8", "surrogateescape") if stdin is not None else sys.stdin.read()
     if n < 1 or n > 100:
         fail(f"-n must be between 1 and 100, got {n}")
-    if seed is not None and seed >= 0 and seed + n - 1 > MAX_SEED:  # sample i takes seed + i
-        fail(f"--seed {seed} with -n {n} goes past the largest seed, {MAX_SEED}")
+    if seed is not None and seed + n - 1 > max_seed:  # sample i takes seed + i
+        fail(f"--seed {seed} with -n {n} goes past the largest seed, {max_seed}")
     svc = ContinuationService()
-    settings = dict(length=length, unit=unit, temperature=temperature, top_k=top_k, top_p=top_p,
-                    repetition_penalty=repetition_penalty, seed=seed)
     for i in range(n):
         s = dict(settings, seed=None if seed is None else seed + i)
         req = Request(prompt=prompt, model=model, settings=s, source="cli")

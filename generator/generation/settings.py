@@ -155,7 +155,7 @@ def _shown(value: Any) -> str:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("length", int, 200, "How much to write, counted in unit (the cap depends on the unit)",
+    Setting("length", int, 200, "How much to write, counted in the unit",
             low=1, high=max(MAX_LENGTH.values()), per_unit=MAX_LENGTH, aliases=("len", "n"), short_flag="-l",
             line="length {:,} {unit}", footer="{} {unit}"),
     Setting("unit", str, "chars", "What length counts", choices=UNITS, aliases=("units",), short_flag="-u"),
