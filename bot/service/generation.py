@@ -5,7 +5,7 @@ generation that cannot be stored is kept in the spool (bot/store/spool.py) and w
 result says so; when neither the database nor the spool can be written, nothing is generated.
 
 Each request takes the newest registered version of its model unless pinned, so a retrained model serves
-the next request without a restart. See docs/contracts.md.
+the next request without a restart. See docs/architecture.md.
 """
 
 from __future__ import annotations
