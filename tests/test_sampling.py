@@ -128,3 +128,67 @@ def test_stop_rule_words_and_paragraphs():
 def test_never_writes_the_unknown_token(lm):
     out = lm.complete("\ufffd\ufffd\ufffd", {"length": 400, "temperature": 2.0, "seed": 11})
     assert "\ufffd" not in out
+
+
+# ---- min_p: tokens at least min_p × the likeliest token's probability ---------------------------------
+def _draws(settings: dict, logits, n: int = 400) -> set[int]:
+    import torch
+
+    from generator.generation.sampling import LogitsProcessor, sample_rows
+
+    row = torch.log(torch.tensor([logits], dtype=torch.float32))
+    proc = LogitsProcessor(SamplingSettings.from_dict({**settings, "seed": 1}), row.size(1))
+    return {sample_rows(row.clone(), [proc])[0] for _ in range(n)}
+
+
+def test_min_p_keeps_tokens_at_least_min_p_of_the_top_one():
+    probs = [0.5, 0.3, 0.15, 0.05]
+    assert _draws({"temperature": 1.0}, probs) == {0, 1, 2, 3}
+    assert _draws({"temperature": 1.0, "min_p": 0.5}, probs) == {0, 1}  # 0.3 ≥ 0.25 > 0.15
+    assert _draws({"temperature": 1.0, "min_p": 0.3}, probs) == {0, 1, 2}
+    assert _draws({"temperature": 1.0, "min_p": 0.6}, probs) == {0, 1}  # 0.3 = 0.6 × 0.5 stays
+
+
+def test_min_p_applies_to_the_tempered_distribution():
+    # at temperature 2 the ratios are square roots: 0.15/0.5 = 0.3 becomes 0.55, above min_p 0.5
+    probs = [0.5, 0.3, 0.15, 0.05]
+    assert _draws({"temperature": 2.0, "min_p": 0.5}, probs) == {0, 1, 2}
+    assert _draws({"temperature": 0.5, "min_p": 0.3}, probs) == {0, 1}  # 0.36 ≥ 0.3 > 0.09
+
+
+def test_min_p_in_batch_equals_alone_and_with_other_rows():
+    import torch
+
+    from generator.generation.sampling import LogitsProcessor, sample_rows
+
+    rows = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.1, 0.2, 0.3, 0.4], [0.25] * 4]))
+    kinds = [{"min_p": 0.5}, {}, {"temperature": 0}]
+
+    def procs():
+        return [LogitsProcessor(SamplingSettings.from_dict({**k, "seed": 7}), 4) for k in kinds]
+
+    together, alone = procs(), procs()
+    for _ in range(50):
+        picked = sample_rows(rows.clone(), together)
+        assert picked == [sample_rows(rows[i:i + 1].clone(), [alone[i]])[0] for i in range(3)]
+        assert picked[0] in (0, 1)
+
+
+def test_min_p_1_equals_greedy_on_both_paths(lm):
+    greedy = lm.complete("QUEEN:\n", {"temperature": 0, "length": 60})
+    assert lm.complete("QUEEN:\n", {"temperature": 1.3, "min_p": 1.0, "length": 60, "seed": 5}) == greedy
+    assert "".join(lm.serve("QUEEN:\n", {"temperature": 1.3, "min_p": 1, "length": 60, "seed": 6})) == greedy
+
+
+def test_min_p_changes_a_sample_and_0_is_off(lm):
+    s = {"temperature": 1.5, "length": 200, "seed": 4}
+    assert lm.complete("The ", {**s, "min_p": 0}) == lm.complete("The ", s)
+    assert lm.complete("The ", {**s, "min_p": 0.2}) != lm.complete("The ", s)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.01, math.nan, "most"])
+def test_min_p_bounds(bad):
+    with pytest.raises(GhostwriteError, match="min_p must be"):
+        SamplingSettings.from_dict({"min_p": bad})
+    assert SamplingSettings.from_dict({"min_p": 0}).min_p == 0.0
+    assert SamplingSettings.from_dict({"min_p": 1}).min_p == 1.0

@@ -1,4 +1,4 @@
-"""Choosing the next token: repetition penalty, temperature, top-k, top-p, one random stream per request.
+"""Choosing the next token: repetition penalty, temperature, top-k, top-p, min-p, one random stream per request.
 
 Sampling draws one uniform number per token from the request's own `torch.Generator` and inverts the
 cumulative distribution (no sort unless top-p asks for one), so a seed reproduces a text exactly, alone
@@ -13,6 +13,8 @@ limit is greedy) takes its most likely token.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .settings import SamplingSettings
@@ -22,7 +24,7 @@ from .settings import SamplingSettings
 TINY = float(torch.finfo(torch.float32).tiny)
 
 class LogitsProcessor:
-    """One request's token choice: repetition penalty, temperature, top-k, top-p, and its own random
+    """One request's token choice: repetition penalty, temperature, top-k, top-p, min-p, and its own random
     stream (`settings.seed`). `sample_rows` chooses for many requests at once; a row's choice depends
     only on its own logits and its own stream."""
 
@@ -37,7 +39,7 @@ class LogitsProcessor:
         self._u: list[float] = []
         self.greedy = settings.temperature == 0 and self.counts is None
         self.plain = settings.temperature > 0 and self.counts is None and not (
-            settings.top_k and settings.top_k < vocab_size) and settings.top_p >= 1.0
+            settings.top_k and settings.top_k < vocab_size) and settings.top_p >= 1.0 and not settings.min_p
         self.temp = torch.tensor([[max(settings.temperature, TINY) if settings.temperature else 1.0]])
         self.penalty = max(settings.repetition_penalty, TINY)
         self.temp1 = self.temp.view(1)
@@ -67,7 +69,7 @@ class LogitsProcessor:
         return sample_rows(logits, [self])[0]
 
     def choose(self, row: torch.Tensor) -> int:
-        """The general path for one row (already masked): penalty, temperature, top-k, top-p."""
+        """The general path for one row (already masked): penalty, temperature, top-k, top-p, min-p."""
         s = self.s
         logits = row
         if self.counts is not None:
@@ -89,6 +91,13 @@ class LogitsProcessor:
             keep = torch.cumsum(probs, dim=-1) - probs < s.top_p
             keep[0] = True  # the most likely token, even where top_p rounds to 0 in float32 or probs are NaN
             logits = logits.masked_fill(~keep, float("-inf"))
+        if s.min_p > 0:
+            # min-p keeps the tokens at least min_p times as likely as the likeliest: p_i >= min_p * p_max, in
+            # logits l_i >= l_max + ln(min_p) (the likeliest always stays). It filters the tempered
+            # distribution, the one sampled from, like top-p here and min-p in Hugging Face transformers
+            # and vLLM, so min_p means the same share of what is drawn at any temperature (llama.cpp's
+            # default chain applies the temperature last instead, after min-p).
+            logits = logits.masked_fill(logits < logits.max() + math.log(s.min_p), float("-inf"))
         cdf = torch.softmax(logits, dim=-1).cumsum_(-1)
         u = self.uniform()
         j = int(torch.searchsorted(cdf, u, right=True))

@@ -166,6 +166,8 @@ SETTINGS: tuple[Setting, ...] = (
             low=0, meaning={0: "off"}, aliases=("k",), line="top_k {}", footer="top-k {}"),
     Setting("top_p", float, 1.0, "Sample from the likeliest tokens that make up p of the probability",
             low=0, high=1, low_open=True, meaning={1: "off"}, aliases=("p",), line="top_p {:g}", footer="top-p {:g}"),
+    Setting("min_p", float, 0.0, "Drop the tokens less likely than min_p × the likeliest one (0 = off)",
+            low=0, high=1, meaning={0: "off"}, line="min_p {:g}", footer="min-p {:g}"),
     Setting("repetition_penalty", float, 1.0, "Above 1 makes the recent tokens less likely again (1 = off)",
             low=0, high=10, low_open=True, meaning={1: "off"}, label="penalty", aliases=("rep",),
             line="penalty {:g}", footer="penalty {:g}"),
