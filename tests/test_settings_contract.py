@@ -5,6 +5,7 @@ to the contract is checked here without a line added."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -137,6 +138,20 @@ def test_repl_set_bounds_are_the_contract(s):
         assert f"{s.name} must be" in one_line(session) and session.settings == before
 
 
+def test_repl_sends_every_setting_with_the_prompt():
+    from test_repl import FakeService, make
+
+    from bot.repl import commands
+
+    svc = FakeService()
+    session = make(svc)
+    values = {s.name: example(s) for s in SETTINGS}
+    for s in SETTINGS:
+        commands.handle(session, f"/set {s.shown_name} {values[s.name]}")
+    commands.handle(session, "Once")
+    assert {k: svc.requests[-1].settings[k] for k in values} == values
+
+
 # ---- Discord -------------------------------------------------------------------------------------------
 def test_discord_continue_has_every_setting_with_the_contract_bounds():
     pytest.importorskip("discord")
@@ -217,3 +232,14 @@ def test_cli_generate_options_are_the_contract(s):
     for v in bad:
         with pytest.raises(BadParameter, match=f"{s.name} must be"):
             parsed(v)
+
+
+def test_cli_generate_passes_every_setting_to_the_service(tiny_model, capsys):
+    from bot.cli import run
+
+    values = {s.name: example(s) for s in SETTINGS}
+    args = ["generate", "tiny", "KING:", "--json"] + [f"{s.flags[0]}={values[s.name]}" for s in SETTINGS]
+    assert run(args) == 0, capsys.readouterr().err
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "complete" and {k: out["settings"][k] for k in values} == values
+    assert "--min-p=0.5" in args  # (min_p: added to the contract and the sampler only)
