@@ -6,7 +6,7 @@ GW      := $(VENV)/bin/ghostwrite
 MODEL   ?= shakespeare
 BUDGET  ?= 120
 
-.PHONY: run test install bench drills clean
+.PHONY: run test lint install bench drills clean
 
 $(VENV)/.installed: pyproject.toml scripts/install-torch.sh
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,11 @@ run: install
 # The whole test suite (CPU, no network).
 test: install
 	$(VPY) -m pytest -q
+
+# ruff (pyflakes, import order, bugbear) and mypy on the typed seams (the service interface, the settings contract).
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: install
 	$(VPY) bench/quality.py

@@ -26,7 +26,7 @@ import threading
 import time
 import warnings
 
-from _common import (REPO, corpus, load, machine, median, pct, table, use_home, write_results)
+from _common import REPO, corpus, load, machine, median, pct, table, use_home, write_results
 
 PROMPTS = ["ROMEO:\n", "First Citizen:\nBefore we proceed", "KING HENRY:\nO", "The ", "JULIET:\nWhat",
            "MENENIUS:\nI tell you, friends,", "\n", "LADY MACBETH:\n"]
@@ -110,7 +110,7 @@ def concurrency_round(svc, n: int, n_tokens: int, seed0: int) -> dict:
         t0 = time.perf_counter()
         stream = svc.stream(Request(prompt=PROMPTS[i % len(PROMPTS)], settings=settings(n_tokens, seed0 + i),
                                     source="cli"))
-        for piece in stream:
+        for _piece in stream:
             if firsts[i] is None:
                 firsts[i] = time.perf_counter() - t0
         ends[i] = time.perf_counter()

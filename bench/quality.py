@@ -95,7 +95,7 @@ def main() -> None:
     rows, runs = [], []
     for name, tok, budget in cases:
         done = []
-        for i in range(a.repeat):
+        for _ in range(a.repeat):
             r = run_case(name, tok, budget)
             print(json.dumps(r), flush=True)
             done.append(r)

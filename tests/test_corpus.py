@@ -11,8 +11,8 @@ import pytest
 from shared_corpora import shared_corpus
 from typer.testing import CliRunner
 
-from generator.corpora import corpus as C
 from bot.cli.corpus import app
+from generator.corpora import corpus as C
 from generator.errors import GhostwriteError
 
 

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from generator import checkpoint
-from generator.training.data import StreamBatcher
 from generator.errors import GhostwriteError
+from generator.training.data import StreamBatcher
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS, EVAL_EVERY = 60, 10

@@ -19,11 +19,11 @@ import torch
 from textgen import synthetic_text
 
 from generator import checkpoint, registry
-from generator.training.data import read_tokens
 from generator.errors import GhostwriteError
 from generator.model import LSTMLanguageModel, ModelConfig, grow_vocab
 from generator.paths import runs_dir
 from generator.tokenizers import tokenizer_from_dict
+from generator.training.data import read_tokens
 from generator.training.trainer import TrainConfig, train
 
 CYRILLIC = str.maketrans("abcdefghiklmnopqrstuvwy", "абцдефгхиклмнопярстуввы")

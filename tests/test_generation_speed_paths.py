@@ -9,14 +9,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from textgen import synthetic_text
 
 import generator
-from generator.training.evaluate import score_tokens
 from generator.generation.fastlstm import FastLSTM, StepState, quantize_int8
 from generator.generation.sampling import LogitsProcessor, sample_rows
-from generator.model import LSTMLanguageModel, ModelConfig
 from generator.generation.settings import SamplingSettings
-from textgen import synthetic_text
+from generator.model import LSTMLanguageModel, ModelConfig
+from generator.training.evaluate import score_tokens
 
 
 def random_model(layers=2, hidden=96, vocab=50, seed=0) -> LSTMLanguageModel:
@@ -133,7 +133,7 @@ def test_batched_sampling_equals_one_row_at_a_time():
                                                   (0.5, 0, 1.0, 1.0)])]
     alone = [LogitsProcessor(s, V) for s in settings]
     batch = [LogitsProcessor(s, V) for s in settings]
-    for step in range(60):
+    for _step in range(60):
         logits = torch.randn(len(settings), V) * 3
         want = [sample_rows(logits[i : i + 1].clone(), [alone[i]])[0] for i in range(len(settings))]
         got = sample_rows(logits.clone(), batch)

@@ -8,14 +8,14 @@ import random
 
 import numpy as np
 import pytest
+from textgen import synthetic_text
 
+from generator.corpora.textfiles import read_text_file
+from generator.errors import GhostwriteError
+from generator.tokenizers import tokenizer_from_dict
 from generator.training import runs
 from generator.training.data import iter_text_file, read_tokens
-from generator.errors import GhostwriteError
-from generator.corpora.textfiles import read_text_file
-from generator.tokenizers import tokenizer_from_dict
 from generator.training.trainer import TrainConfig, train
-from textgen import synthetic_text
 
 
 def awkward_text(n=6000, seed=0) -> str:

@@ -24,9 +24,9 @@ import pytest
 from shared_corpora import SHARED, shared_corpus
 from typer.testing import CliRunner
 
+from bot.cli.corpus import app
 from generator.corpora import corpus as C
 from generator.corpora import recipes as R
-from bot.cli.corpus import app
 
 MIRROR_ENV = "GHOSTWRITE_RECIPE_MIRROR"
 JUNK = b"not the pinned file\n"

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from bot.cli.corpus import app
 from generator.corpora import corpus as C
 from generator.corpora import fetch
 from generator.corpora import recipes as R
-from bot.cli.corpus import app
 from generator.errors import GhostwriteError
 
 GUTENBERG = (

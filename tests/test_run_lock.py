@@ -17,9 +17,9 @@ import torch
 
 import generator
 from generator import checkpoint, registry
-from generator.training import runs
 from generator.errors import GhostwriteError
 from generator.tokenizers import CharTokenizer, tokenizer_from_dict
+from generator.training import runs
 from generator.training.trainer import TrainConfig, train
 
 TRAIN = [sys.executable, "-m", "bot.cli", "train"]  # `ghostwrite train`

@@ -14,12 +14,12 @@ from conftest import shared_corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator.training import runs
 from generator.corpora.corpus import split_text
-from generator.training.data import read_tokens
 from generator.errors import GhostwriteError
 from generator.tokenizers import SentencePieceTokenizer, tokenizer_from_dict, train_tokenizer
 from generator.tokenizers.sp import FIXED_PIECES, MIN_VOCAB, kept_characters, training_segments
+from generator.training import runs
+from generator.training.data import read_tokens
 from generator.training.trainer import TrainConfig, train
 
 N_ALPHABET = 3000

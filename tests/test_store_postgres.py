@@ -8,15 +8,14 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from pgutil import fresh_schema
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from pgutil import fresh_schema
 from sqlalchemy import inspect
 
 from bot.store import Store, StoreError
 from bot.store.db import Database, current_revision, database_url, include_object, migrate
 from bot.store.models import Base
-
 
 pytestmark = pytest.mark.postgres
 

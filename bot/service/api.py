@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from generator.generation.settings import SamplingSettings
 
 if TYPE_CHECKING:  # (importing the store's records loads SQLAlchemy: `bot.service` gives them lazily)
-    from bot.store.records import Feedback, Generation, Story, TrainingRun
+    from bot.store.records import Feedback, Generation, Story
 
 __all__ = ["Ghostwrite", "Prepared", "Request", "Result", "TextStream", "AsyncTextStream"]
 

@@ -27,8 +27,8 @@ from bot.store import models as m
 from bot.store import queries
 from bot.store.db import DEFAULT_BUSY_TIMEOUT, Database, InvalidRecord, MissingParent, StoreError, migrate
 from bot.store.extras import StoreExtras
-from bot.store.upkeep import StoreUpkeep
 from bot.store.records import Feedback, Generation, Story, TrainingRun
+from bot.store.upkeep import StoreUpkeep
 
 __all__ = ["Store", "StoreError", "InvalidRecord", "MissingParent", "Generation", "Feedback", "TrainingRun", "Story"]
 
@@ -341,7 +341,7 @@ class Store(StoreExtras, StoreUpkeep):
         while True:
             stmt = queries.filtered(select(m.Generation), **filters)
             stmt = stmt.where(m.Generation.id > last).order_by(m.Generation.id).limit(_EXPORT_PAGE)
-            page = self._db.read(lambda s: [Generation.from_row(r) for r in s.scalars(stmt)])
+            page = self._db.read(lambda s: [Generation.from_row(r) for r in s.scalars(stmt)])  # noqa: B023 (called here)
             yield from page
             if len(page) < _EXPORT_PAGE:
                 return

@@ -101,7 +101,7 @@ def strip_gutenberg_text(text: str) -> str:
         text = text[: end.start()]
     if start or end:
         last = None
-        for last in _PG_END_LINE.finditer(text, max(0, len(text) - 2000)):
+        for last in _PG_END_LINE.finditer(text, max(0, len(text) - 2000)):  # noqa: B007 (the last match)
             pass
         if last is not None:
             text = text[: last.start()]

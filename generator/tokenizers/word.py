@@ -55,7 +55,7 @@ def _last_cut(chunk: str, prev: str) -> int | None:
     text = prev + chunk
     for start in (max(0, len(text) - 4096), 0):
         last = None
-        for last in _CUT_RE.finditer(text, start):
+        for last in _CUT_RE.finditer(text, start):  # noqa: B007 (the last match)
             pass
         if last is not None:
             return last.end() - len(prev)

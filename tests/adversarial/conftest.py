@@ -12,7 +12,6 @@ import pytest
 # `from conftest import shared_corpus` in any test module finds this conftest in a full run: the same names
 from shared_corpora import SHARED, shared_corpus, shared_path  # noqa: F401
 
-
 HERE = Path(__file__).resolve().parent
 
 

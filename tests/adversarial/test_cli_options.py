@@ -18,7 +18,6 @@ import sys
 import pytest
 from battery import RUNS, check_generations, commands, examples, invoke, invoke_process, judge, values
 from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 COMMANDS = commands()
 HEAVY = {("train",), ("retrain",), ("bot",), ("corpus", "get")}  # training, a job, Discord, downloads
@@ -92,8 +91,9 @@ def harmless(path, value) -> bool:
 def exercise(path, param, value, world, parse_only: bool, process: bool = False) -> None:
     args = command_line(path, param, value, world)
     if parse_only:
-        from bot.cli import app
         import typer.main
+
+        from bot.cli import app
 
         leaf = typer.main.get_command(app)
         for name in path:

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import generator
+from generator.errors import GhostwriteError
 from generator.generation import fastloop
 from generator.generation.sampling import LogitsProcessor, sample_rows
-from generator.errors import GhostwriteError
 from generator.generation.settings import SamplingSettings
 
 RUNS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

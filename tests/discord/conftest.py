@@ -8,17 +8,17 @@ threads, streaming and store writes are exercised. The end-to-end tests use a re
 from __future__ import annotations
 
 import discord
+import dpytest_shim
 import pytest
 import pytest_asyncio
 from discord.ext import commands
-
-from bot.store import Store
-
-import dpytest_shim
 from discord_helpers import ScriptedService, fast_config, make_host_bot
 from interactions import Harness
+
 # `from conftest import shared_corpus` in any test module may find this conftest in a full run: the same names
 from shared_corpora import SHARED, shared_corpus, shared_path  # noqa: F401
+
+from bot.store import Store
 
 
 @pytest.fixture

@@ -24,10 +24,25 @@ import typing
 
 import aiohttp
 from aiohttp import web
-
-from interactions import (APP_ID, BOT_USER_ID, CHANNEL_ID, GUILD_ID, OWNER_ID, USER_ID, Call,  # noqa: F401
-                          attachment_payload, channel_payload, content_error, guild_payload, interaction_payload,
-                          member_payload, message_payload, now_iso, snowflake, user_payload)
+from interactions import (  # noqa: F401
+    APP_ID,
+    BOT_USER_ID,
+    CHANNEL_ID,
+    GUILD_ID,
+    OWNER_ID,
+    USER_ID,
+    Call,
+    attachment_payload,
+    channel_payload,
+    content_error,
+    guild_payload,
+    interaction_payload,
+    member_payload,
+    message_payload,
+    now_iso,
+    snowflake,
+    user_payload,
+)
 
 TOKEN = "fake-token.for-tests.only"
 

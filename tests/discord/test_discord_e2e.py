@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-
-from bot.store import Store
 from discord_helpers import copy_home
 from fake_discord import TOKEN, FakeDiscord
 from interactions import ADMIN_PERMISSIONS, APP_ID, CHANNEL_ID, GUILD_ID, USER_ID, option
+
+from bot.store import Store
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,9 +1,8 @@
 """Self-test of the dpytest shim with a trivial cog."""
 
 import discord.ext.test as dpytest
-import pytest_asyncio
-
 import dpytest_shim
+import pytest_asyncio
 
 
 @pytest_asyncio.fixture

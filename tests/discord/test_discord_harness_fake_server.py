@@ -7,7 +7,6 @@ import discord
 import pytest
 import pytest_asyncio
 from discord.ext import commands
-
 from fake_discord import TOKEN, FakeDiscord, pointed_at
 from interactions import CHANNEL_ID, option
 

@@ -4,7 +4,6 @@ response is recorded in order."""
 import discord
 import pytest_asyncio
 from discord.ext import commands
-
 from interactions import Harness
 
 

@@ -18,12 +18,11 @@ import threading
 import time
 
 import pytest
+from discord_helpers import fast_config, make_host_bot
+from interactions import Harness
 
 from bot.service import ContinuationService
 from bot.store import Store
-
-from discord_helpers import fast_config, make_host_bot
-from interactions import Harness
 
 LIMIT = 0.100
 BLOCKING = ("/generator/", "/torch/", "/bot/store/", "/sqlalchemy/", "sqlite3")

@@ -4,10 +4,9 @@ import asyncio
 
 import discord
 import discord.ext.test as dpytest
+import dpytest_shim
 import pytest
 from discord.ext import commands
-
-import dpytest_shim
 from discord_helpers import fast_config, make_host_bot
 
 

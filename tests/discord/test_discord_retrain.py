@@ -4,7 +4,6 @@ import asyncio
 
 import discord
 import pytest
-
 from interactions import ADMIN_PERMISSIONS, MEMBER_PERMISSIONS, attachment_payload
 
 MANAGE_GUILD_ONLY = str(discord.Permissions(manage_guild=True, send_messages=True).value)

@@ -9,10 +9,10 @@ from pathlib import Path
 import discord
 import pytest
 import yarl
+from interactions import ADMIN_PERMISSIONS, CHANNEL_ID, GUILD_ID
 
 from bot.discord import runner
 from generator.errors import GhostwriteError
-from interactions import ADMIN_PERMISSIONS, CHANNEL_ID, GUILD_ID
 
 ROOT = Path(__file__).resolve().parents[2]
 

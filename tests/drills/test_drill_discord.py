@@ -25,11 +25,11 @@ import discord
 import pytest
 import pytest_asyncio
 from discord.ext import commands
+from drillkit import ROOT, report
 
 from bot.discord.config import DiscordConfig
 from bot.service import ContinuationService
 from bot.store import Store
-from drillkit import ROOT, report
 from generator.errors import GhostwriteError
 
 sys.path.insert(0, str(ROOT / "tests" / "discord"))
@@ -252,7 +252,7 @@ async def test_bad_uploads_are_refused_and_nothing_is_queued(live):
         start = len(s.calls)
         payload = ix.interaction_payload("retrain", **_retrain_options(att))
         await s.send_raw_interaction(payload)
-        reply = await live.reply_after(start, lambda c: expected in (c.text or ""))
+        reply = await live.reply_after(start, lambda c: expected in (c.text or ""))  # noqa: B023 (awaited here)
         assert reply.ephemeral, what
         told[what] = reply.text
     await asyncio.sleep(0.3)

@@ -23,10 +23,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from drillkit import GW, env, integrity, report
 
 from bot.repl.story import unescape_line
 from bot.store import Store
-from drillkit import GW, env, integrity, report
 
 WRITER = r"""
 import json, sys, threading

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from drillkit import report
 
 import generator
-from drillkit import report
 from generator.errors import GhostwriteError
 
 
@@ -98,10 +98,10 @@ def test_malicious_model_files_are_refused_on_every_load_path(tiny_model, tiny_c
             dst = fresh_home / "models" / name / "v1"
             shutil.copytree(src, dst)
             (dst / "model.pt").write_bytes(data)
-            refusals[f"{kind} load"] = _refused(lambda: generator.load(name))
-            refusals[f"{kind} service"] = _refused(lambda: svc.run(Request(prompt="KING:", model=name)))
+            refusals[f"{kind} load"] = _refused(lambda: generator.load(name))  # noqa: B023 (called at once)
+            refusals[f"{kind} service"] = _refused(lambda: svc.run(Request(prompt="KING:", model=name)))  # noqa: B023
             refusals[f"{kind} --from"] = _refused(lambda: train(TrainConfig(
-                corpus=str(tiny_corpus), name=f"ft{i}", base=name, max_steps=2, device="cpu")))
+                corpus=str(tiny_corpus), name=f"ft{i}", base=name, max_steps=2, device="cpu")))  # noqa: B023
             (fresh_home / "runs" / "victim" / "last.pt").write_bytes(data)
             refusals[f"{kind} --resume"] = _refused(lambda: train(TrainConfig(
                 corpus=str(tiny_corpus), name="victim", preset="tiny", max_steps=4, batch_size=8, seq_len=32,

@@ -15,8 +15,9 @@ import subprocess
 import sys
 import time
 
-from bot.store import Store
 from drillkit import env, integrity, report
+
+from bot.store import Store
 
 WORKER = r"""
 import json, sys, threading, time

@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from drillkit import Zygote, env, report
 from shared_corpora import shared_path
+
 from generator import checkpoint
 from generator.errors import GhostwriteError
 

@@ -15,8 +15,8 @@ import sys
 import time
 
 import pytest
-
 from drillkit import env, report
+
 from generator import checkpoint
 from generator.errors import GhostwriteError
 
