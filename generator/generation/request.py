@@ -10,10 +10,8 @@ from __future__ import annotations
 import secrets
 
 from .sampling import LogitsProcessor
-from .settings import SamplingSettings, check_prompt
+from .settings import CONTEXT_CHARS, SamplingSettings, check_prompt  # (how much of a prompt primes the state)
 from .stopping import StopRule, token_cap
-
-CONTEXT_CHARS = 4_000  # how much of a long prompt (a growing story) primes the state
 
 
 class GenerationRequest:
