@@ -20,9 +20,9 @@ import os
 os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
 from .errors import GhostwriteError  # noqa: E402
-from .generation.settings import SamplingSettings  # noqa: E402
+from .generation.settings import SETTINGS, SamplingSettings  # noqa: E402  (SETTINGS: the settings contract)
 
-__all__ = ["GhostwriteError", "SamplingSettings", "load", "train", "TrainConfig"]
+__all__ = ["GhostwriteError", "SETTINGS", "SamplingSettings", "load", "train", "TrainConfig"]
 
 
 def load(spec: str, version: int | None = None, device: str = "cpu", quantize="auto"):
