@@ -107,14 +107,18 @@ def footer(model: str, version: int | None, settings: dict, *, status: str = "co
     name = escape(model)
     parts = [f"{name} v{version}" if version is not None else name]
     parts += footer_parts(settings)  # as the settings contract shows them: off values left out
+    tail = []  # what a reader needs whatever the settings: never cut
     if status == "interrupted":
-        parts.append("interrupted")
+        tail.append("interrupted")
     elif status == "error":
-        parts.append("failed")
+        tail.append("failed")
     if generation_id is not None:
-        parts.append(f"#{generation_id}")
-    line = "-# " + " · ".join(parts)
-    return line[:FOOTER_LIMIT]
+        tail.append(f"#{generation_id}")
+    head = "-# " + " · ".join(parts)
+    end = "".join(f" · {t}" for t in tail)
+    if len(head) + len(end) > FOOTER_LIMIT:  # long settings (temp 4.94066e-324 ...) give way, not the id
+        head = head[: FOOTER_LIMIT - len(end) - 1].rstrip(" ·") + "…"
+    return head + end
 
 
 def render_pages(prompt: str, continuation: str, foot: str | None = None, *, streaming: bool = False,

@@ -50,6 +50,7 @@ from typing import Any
 from generator.corpora.cleaning import check_clean
 from generator.corpora.names import check_name
 from generator.errors import GhostwriteError
+from generator.paths import checked
 
 ENV_RECIPES = "GHOSTWRITE_RECIPES"
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "corpora"  # the checkout's corpora/ folder
@@ -137,6 +138,10 @@ def recipe_dirs() -> list[Path]:
     recipes; an entry that exists but is not a folder (a file) is one line of error."""
     dirs = [Path(p.strip()).expanduser() for p in os.environ.get(ENV_RECIPES, "").split(os.pathsep) if p.strip()]
     for d in dirs:
+        try:
+            checked(d)  # a name too long to look up
+        except GhostwriteError as e:
+            raise GhostwriteError(f"{ENV_RECIPES}: {e}") from None
         if d.exists() and not d.is_dir():
             raise GhostwriteError(f"{ENV_RECIPES}: {d} is not a folder")
     return [*dirs, BUILTIN_DIR]

@@ -109,7 +109,8 @@ def test_every_variable_takes_any_value_long(name, data, world, monkeypatch):
     ("GHOSTWRITE_CPU_BF16", "2", "GHOSTWRITE_CPU_BF16"), ("GHOSTWRITE_LOG_LEVEL", "BASIC_FORMAT", "LOG_LEVEL"),
     ("GHOSTWRITE_HOME", "{file}", "is a file"), ("GHOSTWRITE_HOME", "{file}/below", "Not a directory"),
     ("GHOSTWRITE_DATABASE_URL", "abc", "not a database URL"), ("GHOSTWRITE_DATABASE_URL", "foo://x", "foo"),
-    ("GHOSTWRITE_RECIPES", "{file}", "not a folder"),
+    ("GHOSTWRITE_RECIPES", "{file}", "not a folder"), ("GHOSTWRITE_RECIPES", "9" * 5000, "GHOSTWRITE_RECIPES"),
+    ("GHOSTWRITE_HOME", "x" * 300, "GHOSTWRITE_HOME"),
 ])
 def test_junk_in_a_variable_is_one_line(name, value, needle, world, monkeypatch):
     monkeypatch.chdir(world["root"])

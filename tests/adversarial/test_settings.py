@@ -145,3 +145,17 @@ def test_settings_that_only_fail_together_are_refused(guild):
     discord_round(guild, "unit", "sentences")  # refused: 1000 sentences is past the limit
     assert store.get_settings(900000000000000100).get("unit") != "sentences"
     discord_round(guild, "length", "default")
+
+
+def test_a_long_footer_keeps_the_generation_id():
+    """Found by the battery: settings shown at length (temp 4.94066e-324 · top-p 1e-300 · min-p ...) pushed
+    the footer past its room and the cut took the end of `#182` (a vote or `logs show` needs it)."""
+    from bot.discord.render import FOOTER_LIMIT, footer
+
+    settings = {"temperature": 5e-324, "top_k": 87, "top_p": 1e-300, "repetition_penalty": 0.98,
+                "length": 20_000, "unit": "paragraphs", "seed": 2**63 - 1}
+    for status in ("complete", "interrupted"):
+        line = footer("a-model-name-of-sixty-four-characters-which-is-the-longest-allowed", 123, settings,
+                      status=status, generation_id=9_223_372_036_854_775_807)
+        assert len(line) <= FOOTER_LIMIT and line.endswith(" · #9223372036854775807"), line
+        assert ("interrupted" in line) == (status == "interrupted")
