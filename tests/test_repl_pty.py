@@ -67,7 +67,7 @@ def test_repl_in_a_terminal(repl, tmp_path):
     prompt(child)
 
     # A bad value: one line, and the REPL goes on.
-    after = enter(child, "/set temperature -1", r"temperature must be between 0 \(greedy\) and 10, got -1\.0")
+    after = enter(child, "/set temperature -1", r"temperature must be between 0 and 10 \(0 = greedy\), got -1\b")
     assert not plain(after).strip(), after
 
     # Alt+Enter makes a new line; a """ block spans lines.
