@@ -11,20 +11,13 @@ import pytest
 
 # `from conftest import shared_corpus` in any test module finds this conftest in a full run: the same names
 from shared_corpora import SHARED, shared_corpus, shared_path  # noqa: F401
+from slow_parts import deselect_slow_under
 
 HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(config, items):
-    """The long part runs when asked for (`-m slow`, `make drills`), also under a `-m` that replaces
-    pyproject's `not slow` (as tests/drills does)."""
-    if "slow" in (config.getoption("markexpr", "") or ""):
-        return
-    slow = [it for it in items if it.get_closest_marker("slow") and HERE in Path(str(it.fspath)).parents]
-    if slow:
-        config.hook.pytest_deselected(items=slow)
-        gone = {id(it) for it in slow}
-        items[:] = [it for it in items if id(it) not in gone]
+    deselect_slow_under(HERE, config, items)
 
 
 @pytest.fixture(autouse=True)
