@@ -43,8 +43,9 @@ def _choose(logits: Tensor, temps: Tensor, greedy: Tensor, u: Tensor) -> Tensor:
     j = torch.searchsorted(cdf, u.view(-1, 1), right=True).view(-1)
     over = j >= V
     if bool(over.any()):  # u at or above the rounded total: scale it to the total (`_last_live`)
-        j2 = torch.searchsorted(cdf, cdf[:, -1:] * u.view(-1, 1), right=True).view(-1)
-        j3 = torch.searchsorted(cdf, cdf[:, -1:], right=False).view(-1)
+        total = cdf[:, -1:].contiguous()  # (a column slice is strided: searchsorted would copy and warn)
+        j2 = torch.searchsorted(cdf, total * u.view(-1, 1), right=True).view(-1)
+        j3 = torch.searchsorted(cdf, total, right=False).view(-1)
         j3 = torch.where(j3 < V, j3, torch.argmax(logits, dim=1))
         j = torch.where(over, torch.where(j2 < V, j2, j3), j)
     if bool(greedy.any()):
