@@ -20,7 +20,7 @@ def home() -> Path:
     """The data directory, created if missing. One that cannot be a folder (a file, a path through a
     file, a folder that cannot be created) is one line of error naming GHOSTWRITE_HOME."""
     given = os.environ.get("GHOSTWRITE_HOME", "").strip()
-    path = Path(given or user_data_dir("ghostwrite", appauthor=False)).expanduser()
+    path = Path(os.path.expanduser(given or user_data_dir("ghostwrite", appauthor=False)))
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as e:  # FileExistsError when it is a file; ValueError: a NUL in it

@@ -54,3 +54,12 @@ def test_fail_only_raises_and_its_code_is_kept():
     res = CliRunner().invoke(demo, ["stop", "--code", "130"])
     assert res.exit_code == 130 and res.output.strip() == "error: a message of two lines"
     assert CliRunner().invoke(demo, ["stop"]).exit_code == 2
+
+
+def test_a_home_folder_of_nobody_is_a_plain_path(fresh_home, capsys):
+    """`~0` names the home folder of a user that does not exist: Path.expanduser raised RuntimeError (a
+    traceback, found by the battery with `eval --corpus=~0`); it is now a path like any other, so a missing
+    file is one line."""
+    assert run(["corpus", "add", "nobody", "~nosuchuser0/book.txt"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "~nosuchuser0" in err[0]

@@ -4,6 +4,7 @@ prefix (/he → /help)."""
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -101,7 +102,7 @@ def save_cmd(s: ReplSession, arg: str) -> None:
         raise usage("save")
     if not s.story:
         raise GhostwriteError("nothing to save yet: the story is empty")
-    path = Path(name).expanduser()
+    path = Path(os.path.expanduser(name))
     if path.is_dir():
         raise GhostwriteError(f"{path} is a folder: give a file name")
     suffix = path.suffix.lower()

@@ -289,7 +289,7 @@ def load_corpus(name_or_path: str | os.PathLike[str], encoding: str | None = Non
     if not s:
         raise GhostwriteError("no corpus given")
     pathlike = isinstance(name_or_path, os.PathLike) or _looks_like_path(s)
-    on_disk = checked(Path(s).expanduser()).exists()  # (a name too long for the system: one line)
+    on_disk = checked(Path(os.path.expanduser(s))).exists()  # (a name too long for the system: one line)
     if corpus_exists(s) and not (pathlike and on_disk):
         info = corpus_info(s)
         p = info.text_path
@@ -302,7 +302,7 @@ def load_corpus(name_or_path: str | os.PathLike[str], encoding: str | None = Non
         return Corpus(name=s, text=data.decode("utf-8"), info=info.to_dict(), path=p)
     if not on_disk and not glob.has_magic(s):
         raise GhostwriteError(f"corpus file not found: {s}" if pathlike else _unknown_message(s))
-    p = Path(s).expanduser()
+    p = Path(os.path.expanduser(s))
     files = expand_paths([s])
     text = join_texts([read_text_file(f, encoding) for f in files])
     name = p.stem if p.is_file() else (p.name or "corpus")

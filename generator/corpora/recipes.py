@@ -136,7 +136,7 @@ def _as_list(v: Any) -> list[str]:
 def recipe_dirs() -> list[Path]:
     """GHOSTWRITE_RECIPES's folders, then the built-in one. A folder that does not exist yet has no
     recipes; an entry that exists but is not a folder (a file) is one line of error."""
-    dirs = [Path(p.strip()).expanduser() for p in os.environ.get(ENV_RECIPES, "").split(os.pathsep) if p.strip()]
+    dirs = [Path(os.path.expanduser(p.strip())) for p in os.environ.get(ENV_RECIPES, "").split(os.pathsep) if p.strip()]
     for d in dirs:
         try:
             checked(d)  # a name too long to look up

@@ -132,7 +132,7 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         raise GhostwriteError("no files given")
     for raw in paths:
         s = os.fspath(raw)
-        p = checked(Path(s).expanduser())
+        p = checked(Path(os.path.expanduser(s)))
         if p.is_file():
             take(p)
         elif p.is_dir():

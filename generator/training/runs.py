@@ -178,7 +178,7 @@ def large_corpus_file(spec: str) -> tuple[Path, str, dict] | None:
     from ..corpora.corpus import _looks_like_path, corpus_exists, corpus_info
 
     s = os.fspath(spec)
-    p = Path(s).expanduser()
+    p = Path(os.path.expanduser(s))
     if _looks_like_path(s) and p.is_file():
         path, name, info = p, p.stem, {}
     elif corpus_exists(s):
@@ -318,7 +318,7 @@ def sample_text(path: Path, n_chars: int, n_bytes: int, budget: int, pieces: int
 
 def corpus_ref(spec: str) -> str:
     """How to find the corpus again: a path stays a path (absolute), a name stays a name."""
-    p = Path(spec).expanduser()
+    p = Path(os.path.expanduser(spec))
     return str(p.resolve()) if p.exists() else spec
 
 
