@@ -481,7 +481,7 @@ def test_piped_one_line_per_prompt(tiny_model, tmp_path):
     assert p.returncode == 0, p.stderr
     out = p.stdout.split("\n")
     assert out[-1] == "" and len(out) - 1 == 4, p.stdout  # 4 non-command lines in → 4 lines out
-    assert out[0] and out[1] and out[2] == "" and out[3]
+    assert out[0] and out[1] and out[2] == "" and out[3], (p.stdout[:500], p.stderr[-2000:])
     err = p.stderr
     assert "Traceback" not in err and "\x1b[" not in p.stdout + err
     assert "set both" in err and "temperature must be between 0" in err and "unknown command /nosuch" in err

@@ -50,10 +50,11 @@ BYTES = st.sampled_from(["\udc80", "\udcff", "\udce9"])
 SURROGATES = st.one_of(BYTES, st.just("\ud800"))
 
 
-def values(nul: bool = False) -> st.SearchStrategy[str]:
+def values(nul: bool = False, lone: bool = False) -> st.SearchStrategy[str]:
     """Text for an option, a setting or a variable. `nul`: may contain NUL (a pipe or Discord can carry
-    it; argv and the environment cannot)."""
-    text = st.text(st.one_of(st.characters(blacklist_categories=() if nul else ("Cc",)), SURROGATES if nul else BYTES),
+    it; argv and the environment cannot). `lone`: may contain any lone surrogate (only a JSON payload can
+    carry one; bytes from a pipe arrive as surrogateescape's \\udc80-\\udcff)."""
+    text = st.text(st.one_of(st.characters(blacklist_categories=() if nul else ("Cc",)), SURROGATES if lone else BYTES),
                    max_size=24)
     if not nul:
         text = text.filter(lambda s: "\x00" not in s)

@@ -124,7 +124,7 @@ def discord_round(guild, key: str, value: str) -> None:
 
 @pytest.mark.parametrize("key", discord_keys())
 @settings(max_examples=examples(2), **RUNS)
-@given(value=st.one_of(values(nul=True), st.sampled_from(["tiny", "1e-300", "5e-324", "sentences", "on"])))
+@given(value=st.one_of(values(nul=True, lone=True), st.sampled_from(["tiny", "1e-300", "5e-324", "sentences", "on"])))
 def test_every_discord_setting_takes_any_value(key, value, guild):
     discord_round(guild, key, value.strip() and value or "x")
 
@@ -132,7 +132,7 @@ def test_every_discord_setting_takes_any_value(key, value, guild):
 @pytest.mark.slow
 @pytest.mark.parametrize("key", discord_keys())
 @settings(max_examples=examples(20), **RUNS)
-@given(value=st.one_of(values(nul=True), st.sampled_from(["tiny", "1e-300", "5e-324", "sentences", "on"])))
+@given(value=st.one_of(values(nul=True, lone=True), st.sampled_from(["tiny", "1e-300", "5e-324", "sentences", "on"])))
 def test_every_discord_setting_takes_any_value_long(key, value, guild):
     discord_round(guild, key, value.strip() and value or "x")
 
