@@ -54,8 +54,10 @@ def values(nul: bool = False, lone: bool = False) -> st.SearchStrategy[str]:
     """Text for an option, a setting or a variable. `nul`: may contain NUL (a pipe or Discord can carry
     it; argv and the environment cannot). `lone`: may contain any lone surrogate (only a JSON payload can
     carry one; bytes from a pipe arrive as surrogateescape's \\udc80-\\udcff)."""
-    text = st.text(st.one_of(st.characters(blacklist_categories=() if nul else ("Cc",)), SURROGATES if lone else BYTES),
-                   max_size=24)
+    # (hypothesis' own characters leave out every surrogate, Cs: the ones a source can carry come from BYTES
+    # or SURROGATES; naming a category list replaces hypothesis' default, so Cs is named here)
+    blocked = ("Cs",) if nul else ("Cc", "Cs")
+    text = st.text(st.one_of(st.characters(blacklist_categories=blocked), SURROGATES if lone else BYTES), max_size=24)
     if not nul:
         text = text.filter(lambda s: "\x00" not in s)
     return st.one_of(
