@@ -11,13 +11,13 @@ the next request without a restart. See docs/architecture.md.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 import uuid
 
 import generator
 from generator import registry
+from generator.corpora.corpus import unsurrogate
 from generator.errors import GhostwriteError
 from generator.generation.settings import SamplingSettings, check_prompt
 from generator.paths import home
@@ -26,11 +26,6 @@ from .api import Prepared, Request, Result
 from .bridge import AsyncStream
 
 log = logging.getLogger("ghostwrite.service")
-
-
-# Lone surrogates: what Python makes of bytes that are not UTF-8 (argv, and stdin read with surrogateescape,
-# give U+DC80..U+DCFF, one per byte), and what a JSON "\ud800" escape can carry. No encoder can store them.
-_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def clean_text(text):
@@ -48,9 +43,12 @@ def clean_text(text):
         return text, None
     except UnicodeEncodeError:
         pass
-    n = len(_SURROGATES.findall(text))
+    # lone surrogates: what Python makes of bytes that are not UTF-8 (argv, and stdin read with
+    # surrogateescape, give U+DC80..U+DCFF, one per byte), and what a JSON "\ud800" escape can carry
+    fixed = unsurrogate(text)
+    n = sum(a != b for a, b in zip(text, fixed))  # (one character each way: the lengths are equal)
     what = "byte" if n == 1 else "bytes"
-    return _SURROGATES.sub("\ufffd", text), f"the prompt was not valid UTF-8: {n} undecodable {what} replaced with U+FFFD (\ufffd)"
+    return fixed, f"the prompt was not valid UTF-8: {n} undecodable {what} replaced with U+FFFD (\ufffd)"
 
 
 class Generating:

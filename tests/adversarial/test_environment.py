@@ -82,14 +82,18 @@ def run_with(name: str, value: str, world) -> None:
         assert o.out.startswith("{") and ('"id": null' not in o.out or "not stored yet" in o.err), str(o)
 
 
-@pytest.mark.parametrize("name", ENV)
-@settings(max_examples=examples(3), **RUNS)
-@given(data=st.data())
-def test_every_variable_takes_any_value(name, data, world, monkeypatch):
+def draw_and_run(name, data, world, monkeypatch) -> None:
     value = data.draw(st.one_of(values(), st.sampled_from(MORE.get(name, ["0"]))), label=name)
     assume(safe(name, value))
     monkeypatch.chdir(world["root"])  # a relative GHOSTWRITE_HOME lands here
     run_with(name, value, world)
+
+
+@pytest.mark.parametrize("name", ENV)
+@settings(max_examples=examples(3), **RUNS)
+@given(data=st.data())
+def test_every_variable_takes_any_value(name, data, world, monkeypatch):
+    draw_and_run(name, data, world, monkeypatch)
 
 
 @pytest.mark.slow
@@ -97,10 +101,7 @@ def test_every_variable_takes_any_value(name, data, world, monkeypatch):
 @settings(max_examples=examples(40), **RUNS)
 @given(data=st.data())
 def test_every_variable_takes_any_value_long(name, data, world, monkeypatch):
-    value = data.draw(st.one_of(values(), st.sampled_from(MORE.get(name, ["0"]))), label=name)
-    assume(safe(name, value))
-    monkeypatch.chdir(world["root"])
-    run_with(name, value, world)
+    draw_and_run(name, data, world, monkeypatch)
 
 
 @pytest.mark.parametrize("name,value,needle", [
