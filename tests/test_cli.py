@@ -34,6 +34,7 @@ def test_end_to_end_corpus_train_eval_generate(tiny_corpus, tmp_path):
     g1 = run(["generate", "mini", "KING:", "--length", "40", "--seed", "7", "--json"], home).stdout
     g2 = run(["generate", "mini", "KING:", "--length", "40", "--seed", "7", "--json"], home).stdout
     assert json.loads(g1)["text"] == json.loads(g2)["text"] and len(json.loads(g1)["text"]) == 40
+    assert json.loads(g1)["finish_reason"] == "length"
     streamed = run(["generate", "mini", "KING:", "--length", "40", "--seed", "7", "--stream"], home).stdout
     assert streamed.rstrip("\n") == json.loads(g1)["text"].rstrip("\n")
     listed = json.loads(run(["models", "list", "--json"], home).stdout)

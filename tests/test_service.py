@@ -33,6 +33,7 @@ def test_stream_records_a_complete_generation(svc):
     assert (row.output, row.status, row.source, row.user_id, row.model) == (text, "complete", "repl", "u1", "tiny")
     assert row.params["seed"] == 3 and row.tokens_out == 30 and row.latency_ms >= 0
     assert row.model_version == r.version
+    assert r.finish_reason == row.finish_reason == "length"  # it ended at the length asked for
 
 
 def test_closing_the_stream_stores_it_interrupted_with_partial_text(svc):
@@ -42,6 +43,7 @@ def test_closing_the_stream_stores_it_interrupted_with_partial_text(svc):
     r = st.result
     assert r.status == "interrupted" and r.text == got
     assert svc.generation(r.generation_id).output == got
+    assert r.finish_reason == svc.generation(r.generation_id).finish_reason == "interrupted"
 
 
 def test_cancel_event_stops_generation(svc):

@@ -10,7 +10,15 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event, exc, inspect, text
 
 from bot.store import Store, StoreError
-from bot.store.db import Database, alembic_config, current_revision, head_revision, include_object, migrate
+from bot.store.db import (
+    Database,
+    InvalidRecord,
+    alembic_config,
+    current_revision,
+    head_revision,
+    include_object,
+    migrate,
+)
 from bot.store.models import Base
 
 ROWS_0001 = [
@@ -54,7 +62,7 @@ def schema_differences(store: Store) -> list:
 
 def test_new_database_gets_the_newest_schema(tmp_path):
     with Store(f"sqlite:///{tmp_path / 'new.db'}") as store:
-        assert current_revision(store._db.engine) == head_revision() == "0003"
+        assert current_revision(store._db.engine) == head_revision() == "0004"
         names = set(inspect(store._db.engine).get_table_names())
         assert {"generations", "feedback", "training_runs", "settings", "stories", "alembic_version",
                 "generations_fts"} <= names  # fmt: skip
@@ -66,7 +74,7 @@ def test_database_from_first_version_upgrades_without_losing_rows(tmp_path):
     make_0001_database(url)
 
     with Store(url) as store:
-        assert current_revision(store._db.engine) == "0003"
+        assert current_revision(store._db.engine) == head_revision()
         assert schema_differences(store) == []
         first, second = store.get(1), store.get(2)
         assert (first.prompt, first.output, first.user_name, first.model_spec) == (
@@ -94,6 +102,10 @@ def test_database_from_first_version_upgrades_without_losing_rows(tmp_path):
         keyed = dict(model="poe", prompt="keyed", output="once", request_key="k-1")
         assert store.record_generation(**keyed) == store.record_generation(**keyed) == 4
         assert len(store.list_generations(limit=None)) == 4 and [g.id for g in store.search("keyed")] == [4]
+        # what 0004 added: why the text ended (old rows have no reason)
+        assert first.finish_reason is None
+        reasoned = store.record_generation(model="poe", prompt="why", output="ended", finish_reason="stop")
+        assert store.get(reasoned).finish_reason == "stop"
 
         # foreign keys still hold after the upgrade
         with pytest.raises(exc.IntegrityError):
@@ -161,9 +173,10 @@ def test_migrations_dir_ships_with_the_package():
     from bot.store import db as dbmod
 
     versions = sorted(p.name for p in (dbmod.MIGRATIONS_DIR / "versions").glob("*.py"))
-    assert versions == ["0001_initial.py", "0002_message_id_stories_fts.py", "0003_request_key.py"]
+    assert versions[:4] == ["0001_initial.py", "0002_message_id_stories_fts.py", "0003_request_key.py",
+                            "0004_finish_reason.py"]
     assert (dbmod.MIGRATIONS_DIR / "env.py").exists()
-    assert head_revision() == "0003"
+    assert head_revision() >= "0004"
 
 
 def test_database_from_a_newer_version_is_refused_clearly(tmp_path):
@@ -187,6 +200,23 @@ def test_request_key_migration_goes_down_and_up_keeping_rows_and_search(tmp_path
         assert "request_key" not in {c["name"] for c in inspect(conn).get_columns("generations")}
     db.dispose()
     with Store(url) as store:  # up again
-        assert current_revision(store._db.engine) == "0003" and schema_differences(store) == []
+        assert current_revision(store._db.engine) == head_revision() and schema_differences(store) == []
         assert store.record_generation(model="poe", prompt="raven again", request_key="k") == 2
         assert sorted(g.id for g in store.search("raven")) == [1, 2] and store.integrity_check() == []
+
+
+def test_finish_reason_migration_goes_down_and_up_keeping_rows(tmp_path):
+    url = f"sqlite:///{tmp_path / 'reasons.db'}"
+    with Store(url) as store:
+        store.record_generation(model="poe", prompt="Quoth the raven", output="nevermore", finish_reason="length")
+        with pytest.raises(InvalidRecord, match="unknown finish reason"):
+            store.record_generation(model="poe", prompt="p", finish_reason="tired")
+    db = Database(url)
+    with db.engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0003")
+    with db.engine.connect() as conn:
+        assert "finish_reason" not in {c["name"] for c in inspect(conn).get_columns("generations")}
+    db.dispose()
+    with Store(url) as store:
+        assert schema_differences(store) == [] and store.get(1).finish_reason is None
+        assert [g.id for g in store.search("raven")] == [1] and store.integrity_check() == []

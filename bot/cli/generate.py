@@ -100,13 +100,16 @@ def generate_command(
             fail(r.error or "generation failed")
         if json_out:
             print(json.dumps({"id": r.generation_id, "model": r.model, "version": r.version, "prompt": prompt,
-                              "text": r.text, "status": r.status, "settings": r.settings,
+                              "text": r.text, "status": r.status, "finish_reason": r.finish_reason,
+                              "note": r.note, "settings": r.settings,
                               "tokens_in": r.tokens_in, "tokens_out": r.tokens_out, "latency_ms": r.latency_ms},
                              ensure_ascii=False))
         elif not stream:
             print(r.text)
         if n > 1 and not json_out and i < n - 1:
             print("---")
+        if r.note and not json_out:
+            err.print(f"[yellow]note:[/] {escape(r.note)}", highlight=False, soft_wrap=True)
         if r.store_error:
             # (on stderr: standard output carries the text, or one JSON object per line, and nothing else)
             err.print(f"[yellow]warning:[/] not stored yet: {escape(r.store_error)}", highlight=False, soft_wrap=True)

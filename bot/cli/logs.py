@@ -205,7 +205,8 @@ def show_cmd(
         ("time", _when(gen.created_at)), ("source", gen.source),
         ("user", " ".join(x for x in (gen.user_name or "", f"({gen.user_id})" if gen.user_id else "") if x)),
         ("where", f"guild {gen.guild_id} channel {gen.channel_id}" if gen.guild_id or gen.channel_id else ""),
-        ("model", gen.model_spec), ("status", gen.status), ("error", gen.error or ""),
+        ("model", gen.model_spec), ("status", gen.status),
+        ("ended by", gen.finish_reason or ""), ("error", gen.error or ""),
         ("tokens", f"{gen.tokens_in if gen.tokens_in is not None else '?'} in, "
                    f"{gen.tokens_out if gen.tokens_out is not None else '?'} out"),
         ("latency", f"{gen.latency_ms} ms" if gen.latency_ms is not None else ""),

@@ -53,7 +53,7 @@ class Prepared:
 class Result:
     generation_id: int | None
     text: str
-    status: str  # complete | interrupted | error
+    status: str  # complete | interrupted | error (why the text ended: `finish_reason`)
     error: str | None
     model: str
     version: int
@@ -62,6 +62,10 @@ class Result:
     latency_ms: int
     settings: dict
     store_error: str | None = None  # set when the row could not be written yet (it is spooled)
+    # why the text ended: "length" (the requested length or the token cap), "stop" (a stop string, or a
+    # ban that left nothing to write: see `note`), "interrupted" (closed or cancelled) or "error"
+    finish_reason: str | None = None
+    note: str | None = None  # a word for the reader about how it ended, or None
 
 
 class TextStream(Protocol):

@@ -235,10 +235,15 @@ class Stream:
         req, lm = self.request, self.lm
         settings = {**self.settings.to_dict(), "seed": gen.seed}
         latency = int((time.monotonic() - self._t0) * 1000)
+        if status == "complete":
+            reason = getattr(gen, "finish_reason", None) or "length"
+        else:
+            reason = status  # interrupted | error
+        note = getattr(gen, "note", None)
         fields = dict(model=lm.name, model_version=lm.version, prompt=req.prompt, output=text, status=status,
                       error=error, source=req.source, params=settings, user_id=req.user_id, user_name=req.user_name,
                       guild_id=req.guild_id, channel_id=req.channel_id, tokens_in=gen.tokens_in,
-                      tokens_out=gen.tokens_out, latency_ms=latency, parent_id=req.parent_id)
+                      tokens_out=gen.tokens_out, latency_ms=latency, parent_id=req.parent_id, finish_reason=reason)
         gid, store_error = self.svc._record(fields)
         self.result = Result(gid, text, status, error, lm.name, lm.version, gen.tokens_in, gen.tokens_out,
-                             latency, settings, store_error)
+                             latency, settings, store_error, finish_reason=reason, note=note)

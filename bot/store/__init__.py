@@ -40,6 +40,11 @@ def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _check_finish_reason(reason: Any) -> None:
+    if reason is not None and reason not in m.FINISH_REASONS:
+        raise InvalidRecord(f"unknown finish reason {reason!r}; use one of {', '.join(m.FINISH_REASONS)}")
+
+
 def _generation_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Check and normalise the columns of a new generation."""
     if not fields.get("model"):
@@ -52,6 +57,7 @@ def _generation_fields(fields: dict[str, Any]) -> dict[str, Any]:
     status = fields.get("status") or "running"
     if status not in m.GENERATION_STATUSES:
         raise InvalidRecord(f"unknown status {status!r}; use one of {', '.join(m.GENERATION_STATUSES)}")
+    _check_finish_reason(fields.get("finish_reason"))
     out = dict(fields, source=source, status=status)
     for key in ("user_id", "guild_id", "channel_id", "message_id"):
         out[key] = _opt_str(out.get(key))
@@ -145,6 +151,7 @@ class Store(StoreExtras, StoreUpkeep):
         message_id: str | int | None = None,
         created_at: datetime | None = None,
         request_key: str | None = None,
+        finish_reason: str | None = None,
     ) -> int:
         """Record a whole generation at once. Returns its id. A generation recorded again with the
         same `request_key` is stored once: the second call returns the first one's id."""
@@ -180,12 +187,15 @@ class Store(StoreExtras, StoreUpkeep):
         tokens_out: int | None = None,
         latency_ms: int | None = None,
         tokens_in: int | None = None,
+        finish_reason: str | None = None,
     ) -> None:
         """Store the result of a started generation: complete, interrupted (with the partial
-        output) or error."""
+        output) or error, and why its text ended (`finish_reason`)."""
         if status not in _FINAL:
             raise StoreError(f"a finished generation's status is one of {', '.join(_FINAL)}, not {status!r}")
-        values: dict[str, Any] = {"output": output or "", "status": status, "error": error}
+        _check_finish_reason(finish_reason)
+        values: dict[str, Any] = {"output": output or "", "status": status, "error": error,
+                                  "finish_reason": finish_reason}
         for key, value in (("tokens_out", tokens_out), ("latency_ms", latency_ms), ("tokens_in", tokens_in)):
             if value is not None:
                 values[key] = value

@@ -30,6 +30,7 @@ from bot.store.storable import StorableJSON, StorableString, StorableText
 
 SOURCES = ("cli", "repl", "discord")
 GENERATION_STATUSES = ("running", "complete", "interrupted", "error")
+FINISH_REASONS = ("stop", "length", "interrupted", "error")  # why a continuation's text ended
 RUN_STATUSES = ("queued", "running", "complete", "failed", "cancelled")
 SCOPE_KINDS = ("guild", "channel")
 
@@ -111,6 +112,8 @@ class Generation(Base):
     # Added in migration 0003: a key the writer gives each generation, so that writing it again (a spooled
     # row replayed after a crash, or flushed by two processes) stores it once.
     request_key: Mapped[str | None] = mapped_column(StorableString(64), unique=True, index=True)
+    # Added in migration 0004: why the text ended (FINISH_REASONS); None for rows written before it.
+    finish_reason: Mapped[str | None] = mapped_column(StorableString(16))
 
 
 class Feedback(Base):

@@ -20,7 +20,7 @@ _PG_DOC = "to_tsvector('simple', coalesce(prompt, '') || ' ' || coalesce(output,
 EXPORT_FIELDS = [
     "id", "created_at", "source", "user_id", "user_name", "guild_id", "channel_id", "model",
     "model_version", "prompt", "output", "params", "tokens_in", "tokens_out", "latency_ms",
-    "status", "error", "parent_id", "message_id",
+    "status", "error", "parent_id", "message_id", "finish_reason",
 ]  # fmt: skip
 
 

@@ -50,6 +50,7 @@ class Generation(_Record):
     error: str | None = None
     parent_id: int | None = None
     message_id: str | None = None
+    finish_reason: str | None = None  # stop | length | interrupted | error (None: stored before 0004)
 
     @property
     def model_spec(self) -> str:
