@@ -44,8 +44,9 @@ class BatchedGeneration(GenerationRequest):
     a list under a lock until the reader takes them (joined into one); the reader is woken for its first
     piece, its end, and otherwise at most every `flush_interval` seconds."""
 
-    def __init__(self, engine: BatchEngine, prompt: str, settings: SamplingSettings | dict | None):
-        super().__init__(engine.lm.tokenizer, prompt, settings)
+    def __init__(self, engine: BatchEngine, prompt: str, settings: SamplingSettings | dict | None,
+                 logprobs: int = 0):
+        super().__init__(engine.lm.tokenizer, prompt, settings, logprobs)
         self.engine = engine
         self._cond = threading.Condition(threading.Lock())
         self._pieces: list[str] = []
@@ -173,8 +174,8 @@ class BatchEngine:
         if t is not None and t is not threading.current_thread():
             t.join(2.0)
 
-    def submit(self, prompt: str, settings: SamplingSettings | dict | None) -> BatchedGeneration:
-        return BatchedGeneration(self, prompt, settings)
+    def submit(self, prompt: str, settings: SamplingSettings | dict | None, logprobs: int = 0) -> BatchedGeneration:
+        return BatchedGeneration(self, prompt, settings, logprobs)
 
     def _add(self, gen: BatchedGeneration, logits: torch.Tensor, state: StepState) -> None:
         with self._cv:

@@ -67,9 +67,9 @@ class LoadedModel:
     def spec(self) -> str:
         return f"{self.name}@v{self.version}"
 
-    def generate(self, prompt: str, settings: SamplingSettings | dict | None = None) -> Generation:
+    def generate(self, prompt: str, settings: SamplingSettings | dict | None = None, logprobs: int = 0) -> Generation:
         """One request on the calling thread: an iterator of text pieces as they are produced."""
-        return Generation(self, prompt, settings)
+        return Generation(self, prompt, settings, logprobs)
 
     def complete(self, prompt: str, settings=None) -> str:
         return "".join(self.generate(prompt, settings))
@@ -81,10 +81,12 @@ class LoadedModel:
                 self._engine = BatchEngine(self)
             return self._engine
 
-    def serve(self, prompt: str, settings: SamplingSettings | dict | None = None) -> BatchedGeneration:
+    def serve(self, prompt: str, settings: SamplingSettings | dict | None = None,
+              logprobs: int = 0) -> BatchedGeneration:
         """Like `generate`, but stepped together with every other request on this model: one forward
-        per token for all of them. Same iterator interface and, for the same seed, the same text."""
-        return self.engine().submit(prompt, settings)
+        per token for all of them. Same iterator interface and, for the same seed, the same text.
+        `logprobs` > 0: `.logprobs` lists each token's log-probability and that many alternatives."""
+        return self.engine().submit(prompt, settings, logprobs)
 
 
 def load(spec: str, version: int | None = None, device: str = "cpu", quantize="auto") -> LoadedModel:

@@ -18,7 +18,7 @@ class GenerationRequest:
     """A prompt and its settings on a loaded model. `.ids` is what primes the network; `emit(token)`
     records each sampled token. After it ends: `.text`, `.tokens_in`, `.tokens_out`, `.seed`."""
 
-    def __init__(self, tokenizer, prompt: str, settings: SamplingSettings | dict | None):
+    def __init__(self, tokenizer, prompt: str, settings: SamplingSettings | dict | None, logprobs: int = 0):
         if not isinstance(settings, SamplingSettings):
             settings = SamplingSettings.from_dict(settings)
         prompt = check_prompt(prompt)
@@ -29,14 +29,13 @@ class GenerationRequest:
         self.seed = settings.seed
         self.text = ""
         self.tokens_out = 0
-        # why the text ended, once it has: "length" (the requested length or the token cap) or "stop"
-        # (a stop string); None while it runs (the service says "interrupted" or "error" for the others)
-        self.finish_reason: str | None = None
-        self.note: str | None = None  # a word for the reader about how it ended (e.g. a ban left nothing)
         ids = tokenizer.encode(prompt[-CONTEXT_CHARS:] or "\n") or [tokenizer.unk_id]
         self.ids = ids
         self.tokens_in = len(ids)
-        self.proc = LogitsProcessor(settings, tokenizer.vocab_size, banned=tokenizer.unk_id)
+        self.proc = LogitsProcessor(settings, tokenizer.vocab_size, banned=tokenizer.unk_id, logprobs=logprobs)
+        # logprobs > 0: one entry per token, (its text, its log-probability, [(alternative, log-prob)...])
+        self.logprobs: list[tuple[str, float, list[tuple[str, float]]]] | None = [] if logprobs else None
+        self._tokenizer = tokenizer
         for t in ids[-self.proc.window:]:
             self.proc.observe(t)
         self._stop = StopRule(settings.unit, settings.length)
@@ -50,6 +49,15 @@ class GenerationRequest:
 
     def emit(self, token: int) -> tuple[str, bool]:
         """Take one sampled token: (text that became printable, whether the output is complete)."""
+        piece, done = self._emit(token)
+        if self.logprobs is not None and self.proc.noted is not None:
+            lp, top = self.proc.noted
+            self.proc.noted = None
+            decode = self._tokenizer.decode
+            self.logprobs.append((piece, lp, [(decode([t]), v) for t, v in top]))
+        return piece, done
+
+    def _emit(self, token: int) -> tuple[str, bool]:
         self.proc.observe(token)
         self.tokens_out += 1
         n = self.tokens_out
@@ -63,8 +71,5 @@ class GenerationRequest:
             cut = self._stop.feed(self.text)
             if cut is not None:
                 self.text = self.text[:cut]
-                self.finish_reason = "length"
                 return self.text[before:], True
-        if last:
-            self.finish_reason = "length"
         return piece, last

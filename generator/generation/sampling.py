@@ -28,7 +28,8 @@ class LogitsProcessor:
     stream (`settings.seed`). `sample_rows` chooses for many requests at once; a row's choice depends
     only on its own logits and its own stream."""
 
-    def __init__(self, settings: SamplingSettings, vocab_size: int, window: int = 64, banned: int | None = None):
+    def __init__(self, settings: SamplingSettings, vocab_size: int, window: int = 64, banned: int | None = None,
+                 logprobs: int = 0):
         self.s = settings
         self.banned = banned  # the unknown token: a placeholder for input, never something to write
         self.window = window
@@ -43,6 +44,12 @@ class LogitsProcessor:
         self.temp = torch.tensor([[max(settings.temperature, TINY) if settings.temperature else 1.0]])
         self.penalty = max(settings.repetition_penalty, TINY)
         self.temp1 = self.temp.view(1)
+        # logprobs > 0: note each chosen token's log-probability and the `logprobs` likeliest alternatives
+        # (`noted`); such a row is chosen in Python (`pick`), so rows that do not ask keep the compiled loop
+        self.logprobs = logprobs
+        self.noted: tuple[float, list[tuple[int, float]]] | None = None
+        if logprobs:
+            self.plain = self.greedy = False
 
     def uniform(self) -> float:
         if not self._u:
@@ -67,6 +74,16 @@ class LogitsProcessor:
         if self.banned is not None:
             logits[:, self.banned] = float("-inf")
         return sample_rows(logits, [self])[0]
+
+    def pick(self, row: torch.Tensor) -> int:
+        """`choose`, noting the log-probabilities when asked: the model's own distribution over the row
+        (before the penalty, temperature and filters, as vLLM reports them)."""
+        token = self.choose(row)
+        if self.logprobs:
+            lp = torch.log_softmax(row.float(), dim=-1)
+            top = torch.topk(lp, min(self.logprobs, lp.numel()))
+            self.noted = (float(lp[token]), list(zip(top.indices.tolist(), top.values.tolist())))
+        return token
 
     def choose(self, row: torch.Tensor) -> int:
         """The general path for one row (already masked): penalty, temperature, top-k, top-p, min-p."""
@@ -124,7 +141,7 @@ def sample_rows(logits: torch.Tensor, procs: list[LogitsProcessor]) -> list[int]
             return [j if j < V else _last_live(cdf, u, logits.view(V))]
         if p.greedy:
             return [int(torch.argmax(logits[0]))]
-        return [p.choose(logits[0])]
+        return [p.pick(logits[0])]
     out: list[int | None] = [None] * n
     plain = [i for i, p in enumerate(procs) if p.plain]
     if plain:
@@ -140,7 +157,7 @@ def sample_rows(logits: torch.Tensor, procs: list[LogitsProcessor]) -> list[int]
                 out[i] = t
         for i, p in enumerate(procs):
             if out[i] is None:
-                out[i] = p.choose(logits[i])
+                out[i] = p.pick(logits[i])
     return out  # type: ignore[return-value]
 
 

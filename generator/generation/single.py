@@ -22,8 +22,8 @@ FIRST_CHUNK, CHUNK = 4, 32  # tokens per compiled call: the first few come at on
 class Generation(GenerationRequest):
     """Iterator of text pieces, one request on the calling thread."""
 
-    def __init__(self, lm, prompt: str, settings: SamplingSettings | dict | None):
-        super().__init__(lm.tokenizer, prompt, settings)
+    def __init__(self, lm, prompt: str, settings: SamplingSettings | dict | None, logprobs: int = 0):
+        super().__init__(lm.tokenizer, prompt, settings, logprobs)
         self._runner = lm.runner
         self._it = self._run()
 
