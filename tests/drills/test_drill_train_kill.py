@@ -5,7 +5,7 @@ validation loss is within noise of an uninterrupted run of the same configuratio
 resume is exact, so the two match; with a time budget the step count is calibrated from the measured speed,
 so they differ by noise).
 
-Quick (normal suite): a tiny model for 120 steps; each training process is forked from one that has
+Quick (normal suite): a tiny model for 300 steps, the kills spread over its schedule; each training process is forked from one that has
 imported torch already (a fresh interpreter costs 5-10 s of imports on a busy machine). Slow (`make
 drills`): fresh `python -m bot.cli train` processes on a real corpus, a run of minutes (exact), and a
 run under `--max-time` (its step count is calibrated from the measured speed, so the comparison is noisy).
@@ -132,15 +132,17 @@ def _seed() -> int:
 
 def test_kill9_training_5_times_quick(tiny_corpus, tmp_path, monkeypatch):
     seed = _seed()
-    steps = 120
+    steps = 300  # with the kills spread over the schedule, enough steps that a fast quiet machine is not done first
     args = [str(tiny_corpus), "--name", "k", "--preset", "tiny", "--max-steps", str(steps), "--batch-size", "8",
             "--seq-len", "32", "--lr", "0.01", "--dropout", "0.1", "--eval-every", "30", "--checkpoint-every", "2",
             "--device", "cpu", "--threads", "1", "--json", "--quiet"]
     home = tmp_path / "home"
     zygote = Zygote(home)  # forks each training process from one that has imported torch already
     try:
-        got = kill_and_resume(args, home, "k", 5, (0.0, 0.3), random.Random(seed), 300,
-                              spawn=lambda argv: zygote.start(argv, home, tmp_path))
+        # spread: kill i falls in the i-th sixth of the schedule, so the five kills fit in the run however
+        # fast the machine (killing at a random delay after any progress let a quick run finish after 3)
+        got = kill_and_resume(args, home, "k", 5, (0.0, 0.05), random.Random(seed), 300,
+                              spawn=lambda argv: zygote.start(argv, home, tmp_path), spread=True)
     finally:
         zygote.close()
     ref, ref_s = reference(args, tmp_path / "ref", monkeypatch)
