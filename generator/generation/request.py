@@ -29,6 +29,10 @@ class GenerationRequest:
         self.seed = settings.seed
         self.text = ""
         self.tokens_out = 0
+        # why the text ended, once it has: "length" (the requested length or the token cap) or "stop"
+        # (a stop string); None while it runs (the service says "interrupted" or "error" for the others)
+        self.finish_reason: str | None = None
+        self.note: str | None = None  # a word for the reader about how it ended (e.g. a ban left nothing)
         ids = tokenizer.encode(prompt[-CONTEXT_CHARS:] or "\n") or [tokenizer.unk_id]
         self.ids = ids
         self.tokens_in = len(ids)
@@ -71,5 +75,8 @@ class GenerationRequest:
             cut = self._stop.feed(self.text)
             if cut is not None:
                 self.text = self.text[:cut]
+                self.finish_reason = "length"
                 return self.text[before:], True
+        if last:
+            self.finish_reason = "length"
         return piece, last
