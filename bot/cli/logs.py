@@ -34,7 +34,7 @@ app = sub_app(
 )
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_SOURCES = ("cli", "repl", "discord")
+_SOURCES = ("cli", "repl", "discord", "api", "llm")
 MAX_LIMIT = 10**9  # --limit: what SQL LIMIT takes on every backend (10**30 overflowed SQLite's integer)
 MAX_ID = 2**63 - 1
 

@@ -36,6 +36,7 @@ class Request:
     channel_id: str | None = None
     parent_id: int | None = None
     input_note: str | None = None  # set by the service when it had to repair the prompt (see clean_text)
+    logprobs: int = 0  # > 0: the stream keeps each token's log-probability and this many alternatives
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,7 @@ class AsyncStream:
         self._executor, self._open = executor, open_stream
         self.cancel = threading.Event()
         self.result: Result | None = None
+        self.source: TextStream | None = None  # the worker's stream, once open (its `logprobs`, for an API)
         self._future: asyncio.Future | None = None
 
     def __aiter__(self):
@@ -116,7 +117,7 @@ class AsyncStream:
 
         def work() -> Result | None:
             try:
-                return pump(lambda: self._open(self.cancel), send)
+                return pump(self._opened, send)
             finally:
                 send(_DONE)
 
@@ -130,6 +131,10 @@ class AsyncStream:
         finally:
             self.cancel.set()
             self.result = await asyncio.shield(self._future) if not self._future.done() else self._future.result()
+
+    def _opened(self) -> TextStream:
+        self.source = self._open(self.cancel)
+        return self.source
 
     async def aclose(self) -> None:
         self.cancel.set()

@@ -190,6 +190,7 @@ class Stream:
     def __init__(self, svc: Generating, prepared: Prepared, cancel: threading.Event):
         self.svc, self.request, self.cancel = svc, prepared.request, cancel
         self.result: Result | None = None
+        self.logprobs: list | None = None  # when the request asks for logprobs: one entry per token (request.py)
         self._t0 = time.monotonic()
         self.settings = prepared.settings  # checked once, by svc.prepare
         self.lm = svc.load_model(prepared.model, prepared.version)
@@ -210,7 +211,8 @@ class Stream:
         lm, req = self.lm, self.request
         # batched with every other request on this model (one forward step per token for all of them);
         # the same text as lm.generate for the same seed
-        gen = lm.serve(req.prompt, self.settings)
+        gen = lm.serve(req.prompt, self.settings, logprobs=req.logprobs)
+        self.logprobs = gen.logprobs  # (text, log-probability, alternatives) per token, when asked for
         status, error, text = "complete", None, []
         try:
             for piece in gen:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.store.storable import StorableJSON, StorableString, StorableText
 
-SOURCES = ("cli", "repl", "discord")
+SOURCES = ("cli", "repl", "discord", "api", "llm")  # api: `ghostwrite serve`; llm: the llm plugin
 GENERATION_STATUSES = ("running", "complete", "interrupted", "error")
 FINISH_REASONS = ("stop", "length", "interrupted", "error")  # why a continuation's text ended
 RUN_STATUSES = ("queued", "running", "complete", "failed", "cancelled")
