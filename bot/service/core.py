@@ -14,10 +14,11 @@ from generator.generation.settings import CONTEXT_CHARS, MAX_PROMPT_CHARS
 from .generation import Generating
 from .jobs import JobRunner, Jobs
 from .library import Library
+from .members import Members
 from .records import Records
 
 
-class ContinuationService(Generating, Library, Records, Jobs):
+class ContinuationService(Generating, Library, Records, Members, Jobs):
     def __init__(self, store=None, default_model: str | None = None, workers: int = 4, device: str = "cpu",
                  job_runner: JobRunner | None = None):
         self._store = store

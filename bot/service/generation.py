@@ -156,6 +156,7 @@ class Generating:
         from bot.store.spool import store_row
 
         fields = {**fields, "request_key": fields.get("request_key") or uuid.uuid4().hex}
+        fields = self.private_fields(fields)  # metadata only: no text to the database or the spool
         spool = self.spool
         try:
             store = self.store

@@ -1,7 +1,9 @@
 """Retraining jobs, shared by Discord, the REPL and the CLI (through the service: `Jobs`, mixed into
 ContinuationService, builds the one JobRunner; nothing else does).
 
-One job at a time (a lock file in the data directory holds across processes), each in its own
+One job at a time across every process on the database (a lease in the store's `locks` table, renewed
+while the job runs, so bot processes on several hosts sharing one PostgreSQL run one job; plus a lock file
+in the data directory, which the kernel releases at once if the process dies), each in its own
 subprocess running `ghostwrite train`, niced and given the cores serving can spare, so the bot stays
 responsive. The job is a row in the store's training runs: queued → running (progress copied in as it
 goes) → complete / failed / cancelled. By default it fine-tunes the model's current version on the new
@@ -17,6 +19,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +32,7 @@ from generator.paths import home, runs_dir
 
 log = logging.getLogger("ghostwrite.jobs")
 MAX_JOB_SECONDS = 6 * 3600
+LOCK_NAME, LOCK_TTL = "training", 120.0  # the database lease: renewed every LOCK_TTL / 4 while a job runs
 
 
 class JobRunner:
@@ -57,6 +61,12 @@ class JobRunner:
         if base_spec:
             registry.resolve(base_spec)
         lockf = self._take_lock()
+        holder = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+        try:
+            self._take_db_lock(holder)
+        except BaseException:
+            lockf.close()
+            raise
         try:
             bname, bver = registry.resolve(base_spec) if base_spec else (None, None)
             run_id = self.store.create_training_run(model=model, corpus=corpus_obj.name, base_model=bname,
@@ -74,8 +84,9 @@ class JobRunner:
                                     preexec_fn=lambda: os.nice(10), env={**os.environ, "PYTHONUNBUFFERED": "1"})
         except BaseException:
             lockf.close()
+            self._release_db_lock(holder)
             raise
-        job = {"proc": proc, "cancel": threading.Event(), "lockf": lockf, "model": model}
+        job = {"proc": proc, "cancel": threading.Event(), "lockf": lockf, "model": model, "holder": holder}
         self.store.update_training_run(run_id, status="running", progress={"step": 0})
         job["thread"] = threading.Thread(target=self._watch, args=(run_id, job), daemon=True,
                                          name=f"ghostwrite-job-{run_id}")
@@ -96,6 +107,19 @@ class JobRunner:
             raise GhostwriteError(f"a training job is already running{which}; wait for it or cancel it") from None
         return f
 
+    def _take_db_lock(self, holder: str) -> None:
+        taken_by = self.store.acquire_lock(LOCK_NAME, holder, LOCK_TTL)
+        if taken_by is not None:
+            busy = [r for r in self.store.list_training_runs(limit=5) if r.status in ("queued", "running")]
+            which = f" (run {busy[0].id}, {busy[0].model})" if busy else ""
+            raise GhostwriteError(f"a training job is already running{which} in another process; wait for it")
+
+    def _release_db_lock(self, holder: str) -> None:
+        try:
+            self.store.release_lock(LOCK_NAME, holder)
+        except GhostwriteError as e:  # it expires by itself
+            log.warning("could not release the training lock: %s", e)
+
     # ---- watching -----------------------------------------------------------------------------------
     def _watch(self, run_id: int, job: dict) -> None:
         proc, model = job["proc"], job["model"]
@@ -103,10 +127,16 @@ class JobRunner:
         err_lines: list[str] = []
         drain = threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True)
         drain.start()
-        last = None
+        last, renewed = None, time.monotonic()
         try:
             while proc.poll() is None:
                 time.sleep(self.poll_s)
+                if time.monotonic() - renewed > LOCK_TTL / 4:
+                    try:
+                        self.store.acquire_lock(LOCK_NAME, job["holder"], LOCK_TTL)
+                        renewed = time.monotonic()
+                    except GhostwriteError as e:  # tried again at the next poll
+                        log.warning("could not renew the training lock: %s", e)
                 p = _read_json(progress_path)
                 if p and p != last:
                     last = p
@@ -131,6 +161,7 @@ class JobRunner:
             except Exception:
                 pass
         finally:
+            self._release_db_lock(job["holder"])
             job["lockf"].close()
             with self._lock:
                 self._jobs.pop(run_id, None)

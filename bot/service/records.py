@@ -14,6 +14,7 @@ class Records:
     """Mixed into ContinuationService, which holds `store` (opened on first use)."""
 
     store: Any
+    metadata_only: Any  # (members.Members)
 
     # ---- history ------------------------------------------------------------------------------------
     def history(self, *, model: str | None = None, source: str | None = None, user_id: str | int | None = None,
@@ -75,12 +76,16 @@ class Records:
     # ---- stories ------------------------------------------------------------------------------------
     def start_story(self, guild_id: str | int | None, channel_id: str | int | None, text: str = "",
                     created_by: str | int | None = None) -> int:
-        return self.store.start_story(guild_id, channel_id, text, created_by)
+        return self.store.start_story(guild_id, channel_id, "" if self.metadata_only(guild_id) else text, created_by)
 
     def active_story(self, guild_id: str | int | None, channel_id: str | int | None) -> Story | None:
         return self.store.active_story(guild_id, channel_id)
 
     def append_story(self, story_id: int, text: str) -> Story:
+        """Add text to a story (nothing is kept when the story's server stores metadata only)."""
+        story = self.store.get_story(story_id)
+        if story is not None and self.metadata_only(story.guild_id):
+            text = ""
         return self.store.append_story(story_id, text)
 
     def end_story(self, story_id: int) -> str:

@@ -27,6 +27,7 @@ from bot.store import models as m
 from bot.store import queries
 from bot.store.db import DEFAULT_BUSY_TIMEOUT, Database, InvalidRecord, MissingParent, StoreError, migrate
 from bot.store.extras import StoreExtras
+from bot.store.members import StoreMembers
 from bot.store.records import Feedback, Generation, Story, TrainingRun
 from bot.store.upkeep import StoreUpkeep
 
@@ -69,7 +70,7 @@ def _generation_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class Store(StoreExtras, StoreUpkeep):
+class Store(StoreExtras, StoreUpkeep, StoreMembers):
     """The ghostwrite database. Safe to share between threads; several processes may use one file."""
 
     def __init__(
