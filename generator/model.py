@@ -49,7 +49,9 @@ class LSTMLanguageModel(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.embed = nn.Embedding(c.vocab_size, c.emb_size)
+        # (its weight is set by reset_parameters: nn.Embedding's own normal_ init is skipped, which on the
+        # meta device — checkpoint's shape check — imports torch._dynamo, ~1 s of every model load)
+        self.embed = nn.Embedding(c.vocab_size, c.emb_size, _weight=torch.empty(c.vocab_size, c.emb_size))
         self.lstm = nn.LSTM(
             c.emb_size, c.hidden_size, num_layers=c.num_layers, batch_first=True,
             dropout=c.dropout if c.num_layers > 1 else 0.0,
