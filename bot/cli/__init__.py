@@ -6,17 +6,53 @@ every app here) prints it; `run` does the same for the environment checks and ty
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
 import typer
+import typer.main
 
 from bot.cli import corpus, generate, logs, models, train
 from bot.cli.common import Group, one_line, report
 from bot.service import GhostwriteError, check_database_url, env
 
+# commands whose modules load heavy packages (discord, aiohttp, prompt_toolkit), imported only when
+# that command is run or the commands are listed: `ghostwrite generate` does not wait for them
+LAZY = {"repl": ("bot.repl", "repl_command"), "retrain": ("bot.cli.retrain", "retrain_command"),
+        "bot": ("bot.discord.runner", "bot_command"), "serve": ("bot.cli.serve", "serve_command")}
+
+
+class Root(Group):
+    """The `ghostwrite` group: the LAZY commands are added on first use (when their module is there)."""
+
+    def _load(self, name: str) -> None:
+        module, attr = LAZY[name]
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            return
+        one = typer.Typer(cls=Group, add_completion=False, pretty_exceptions_enable=False)
+        one.command(name)(getattr(mod, attr))
+        self.add_command(typer.main.get_command(one), name)
+
+    def list_commands(self, ctx):
+        for name in LAZY:
+            if name not in self.commands:
+                self._load(name)
+        names = super().list_commands(ctx)  # commands before groups, as typer lists them
+        return sorted(names, key=lambda n: isinstance(self.commands[n], typer.core.TyperGroup))
+
+    def get_command(self, ctx, name):
+        if name in LAZY and name not in self.commands:
+            self._load(name)
+        return super().get_command(ctx, name)
+
+
 app = typer.Typer(
-    cls=Group,
+    cls=Root,
     help="Write what comes next in the voice of a chosen author: train LSTM models on a corpus, "
     "then continue prompts in the terminal or on Discord.",
     no_args_is_help=True,
@@ -39,22 +75,7 @@ def health_command():
     print("ok")
 
 
-def _mount_optional() -> None:
-    """logs and retrain; the REPL and the Discord bot when their packages are there."""
-    app.add_typer(logs.app, name="logs")
-    for module, attr in (("bot.repl", "repl_command"), ("bot.cli.retrain", "retrain_command"),
-                         ("bot.discord.runner", "bot_command")):
-        try:
-            mod = __import__(module, fromlist=[attr])
-        except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
-            continue
-        fn = getattr(mod, attr)
-        app.command(attr.removesuffix("_command"))(fn)
-
-
-_mount_optional()
+app.add_typer(logs.app, name="logs")  # (repl, retrain and bot: LAZY, added by Root when asked for)
 
 
 def run(argv: list[str] | None = None) -> int:
