@@ -86,6 +86,13 @@ def read_card(name: str, version: int) -> dict:
         raise GhostwriteError(f"unreadable model card {path}: {e}") from None
 
 
+def update_card(name: str, version: int, changes: dict) -> dict:
+    """Merge `changes` into a published version's card (written atomically); returns the new card."""
+    card = {**read_card(name, version), **changes}
+    atomic_write_text(model_dir(name, version) / "card.json", json.dumps(card, indent=2, ensure_ascii=False))
+    return card
+
+
 def list_models(all_versions: bool = False) -> list[dict]:
     root = models_dir()
     cards = []

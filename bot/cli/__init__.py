@@ -13,7 +13,7 @@ import sys
 import typer
 import typer.main
 
-from bot.cli import corpus, generate, logs, models, train
+from bot.cli import attribute, corpus, generate, logs, models, train
 from bot.cli.common import Group, one_line, report
 from bot.service import GhostwriteError, check_database_url, env
 
@@ -64,6 +64,7 @@ app.command("train")(train.train_command)
 app.command("eval")(train.eval_command)
 app.add_typer(models.app, name="models")
 app.command("generate")(generate.generate_command)
+app.command("attribute")(attribute.attribute_command)
 
 
 @app.command("health")

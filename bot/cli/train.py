@@ -150,8 +150,28 @@ def eval_command(
     streams: int = typer.Option(1, "--streams", min=1, max=MAX_STREAMS, help="Score in N parallel contiguous streams (faster; 1 = exact)."),
     device: str = typer.Option("cpu", "--device"),
     json_out: bool = typer.Option(False, "--json"),
+    style: bool = typer.Option(False, "--style", help="The style report: attribution of continuations of held-out "
+                               "prompts among the corpora of the model's language, against real text, and originality."),
+    prompts: Optional[int] = typer.Option(None, "--prompts", min=1, max=1000, help="--style: prompts from the held-out "
+                                          "split (default 50)."),
+    length: Optional[int] = typer.Option(None, "--length", min=50, max=4000, help="--style: characters written per "
+                                         "prompt (default 400)."),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="--style: SETTING=V1,V2,... one report per value; the "
+                                        "best is recorded in the card and becomes the model's default."),
+    among: Optional[str] = typer.Option(None, "--among", help="--style: the other corpora to attribute among, "
+                                        "comma-separated (default: every registered one in the model's language)."),
+    force: bool = typer.Option(False, "--force", help="--style: allow corpora of different languages."),
+    setting: Optional[list[str]] = typer.Option(None, "--set", help="--style: SETTING=VALUE for the continuations "
+                                                "(repeatable; default: the model's defaults)."),
 ):
-    """Score a text (default: the model's own validation split) in bits per character."""
+    """Score a text (default: the model's own validation split) in bits per character; with --style, how
+    well the model writes in its author's voice and how much it copies."""
+    if style:
+        return _style(model, prompts, length, sweep, among, force, setting or [], json_out)
+    given = [f for f, v in (("--prompts", prompts), ("--length", length), ("--sweep", sweep), ("--among", among),
+                            ("--force", force or None), ("--set", setting or None)) if v is not None]
+    if given:
+        fail(f"{given[0]} goes with --style")
     figures = ContinuationService().evaluate(model, text=text, corpus=corpus, streams=streams, device=device)
     if json_out:
         print(json.dumps(figures))
@@ -159,3 +179,34 @@ def eval_command(
     console.print(f"{figures['model']} on {figures['text']}: [bold]{figures['bits_per_char']:.4f} bits/char[/] "
                   f"({figures['nats_per_char']:.4f} nats/char), per-token perplexity {figures['perplexity']:.2f}, "
                   f"{figures['chars']:,} chars, {figures['tokens']:,} tokens")
+
+
+def _style(model, prompts, length, sweep, among, force, setting, json_out) -> None:
+    from rich.table import Table
+
+    names = None if among is None else among.split(",")
+    svc = ContinuationService()
+    out = svc.style_report(model, prompts=prompts, length=length, settings=setting, among=names, force=force,
+                           sweep=sweep)
+    if json_out:
+        print(json.dumps(out, ensure_ascii=False))
+        return
+    first = out["reports"][0]
+    varied = sorted({k for r in out["reports"] for k, v in r["settings"].items() if v != first["settings"][k]})
+    t = Table(*(varied or ["settings"]), "accuracy", "ceiling", "ratio", "margin bits/char", "copied median",
+              "copied max", "8-gram share", title=f"{out['model']}: {first['prompts']} × {first['length']} chars, "
+              f"judged among {', '.join(first['panel'])}")
+    for r in out["reports"]:
+        g, real = r["generated"], r["real"]
+        keys = [str(r["settings"][k]) for k in varied] or [", ".join(f"{k} {v}" for k, v in r["settings"].items()
+                                                                   if k in ("temperature", "top_p", "top_k", "min_p"))]
+        t.add_row(*keys, f"{g['accuracy']:.0%}", f"{real['accuracy']:.0%}",
+                  "–" if r["ratio"] is None else f"{r['ratio']:.2f}", f"{g['margin_bits']:+.3f}",
+                  f"{g['longest_copied_median']:g}", f"{g['longest_copied_max']}", f"{g['copied_share_median']:.1%}")
+    console.print(t)
+    console.print(f"real held-out passages: longest copied span median {first['real']['longest_copied_median']:g}, "
+                  f"max {first['real']['longest_copied_max']} chars (chance overlap)")
+    if sweep:
+        best = out["style"].get("defaults")
+        console.print(f"best: {', '.join(f'{k}={v}' for k, v in best.items())} (kept in the card: the model's default)"
+                      if best else "no value kept the median copied span under 30 characters: no default recorded")

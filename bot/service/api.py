@@ -11,7 +11,7 @@ checked again. The stored rows come out as the store's frozen records (`Generati
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
@@ -128,6 +128,14 @@ class Ghostwrite(Protocol):
     def evaluate(self, spec: str, text: Path | None = None, corpus: str | None = None, streams: int = 1,
                  device: str = "cpu") -> dict: ...
     def keep_upload(self, data: bytes, limit: int, folder: str, filename: str) -> Path: ...
+
+    # ---- style: attribution and a model's style report (bot/service/style.py) ----------------------------
+    def attribute(self, text: str, among: Sequence[str] | None = None, force: bool = False) -> dict: ...
+    def style_report(self, spec: str | None, *, prompts: int | None = None, length: int | None = None,
+                     settings: dict | Sequence[str] | None = None,
+                     among: Sequence[str] | None = None, force: bool = False, sweep: str | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> dict: ...
+    def model_defaults(self, name: str, version: int) -> dict: ...
 
     # ---- history -------------------------------------------------------------------------------------
     def history(self, *, model: str | None = None, source: str | None = None, user_id: str | int | None = None,

@@ -16,9 +16,10 @@ from .jobs import JobRunner, Jobs
 from .library import Library
 from .members import Members
 from .records import Records
+from .style import Style
 
 
-class ContinuationService(Generating, Library, Records, Members, Jobs):
+class ContinuationService(Generating, Library, Records, Members, Jobs, Style):
     def __init__(self, store=None, default_model: str | None = None, workers: int = 4, device: str = "cpu",
                  job_runner: JobRunner | None = None):
         self._store = store

@@ -14,12 +14,13 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import generator
 from generator import registry
 from generator.corpora.corpus import unsurrogate
 from generator.errors import GhostwriteError
-from generator.generation.settings import SamplingSettings, check_prompt
+from generator.generation.settings import SETTINGS, SamplingSettings, check_prompt
 from generator.paths import home
 
 from .api import Prepared, Request, Result
@@ -57,6 +58,7 @@ class Generating:
 
     _models: dict[tuple[str, int], object]
     _load_lock: threading.Lock
+    model_defaults: Callable[[str, int], dict]  # (style.py)
 
     # ---- models -------------------------------------------------------------------------------------
     def resolve(self, spec: str | None) -> tuple[str, int]:
@@ -105,6 +107,11 @@ class Generating:
             return request
         settings = self.validate(request)
         name, version = self.resolve(request.model)
+        defaults = self.model_defaults(name, version)  # the card's best settings (a style sweep's), under the request's
+        given = {k for k in request.settings} | {s.name for s in SETTINGS if s.label in request.settings}
+        if any(k not in given for k in defaults):
+            settings = SamplingSettings.from_dict({**{k: v for k, v in defaults.items() if k not in given},
+                                                   **request.settings})
         return Prepared(request, settings, name, version)
 
     # ---- running ------------------------------------------------------------------------------------
