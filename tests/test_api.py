@@ -1,0 +1,243 @@
+"""`ghostwrite serve` (issue 13): the OpenAI-compatible completions API on a real server on 127.0.0.1.
+The official `openai` client lists the models and streams; SSE ends with [DONE]; settings go through the
+contract (400 with its message), unknown models 404, keys 401, limits 429, big bodies 413 — each with an
+OpenAI-shaped error and nothing stored; a client that leaves mid-stream leaves an `interrupted` row."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+from apiserver import running  # noqa: E402
+
+KEY = "k" * 24
+
+
+@pytest.fixture(scope="module")
+def svc(tiny_model):
+    from bot.service import ContinuationService
+
+    with ContinuationService(workers=24) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def base(svc):
+    with running(service=svc) as url:
+        yield url
+
+
+def rows(svc, **kw):
+    return svc.history(source=kw.pop("source", "api"), limit=None, **kw)
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def assert_openai_error(r, status, *words):
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert set(err) >= {"message", "type", "param", "code"} and isinstance(err["message"], str)
+    for w in words:
+        assert w in err["message"], err["message"]
+    return err
+
+
+def test_openai_client_lists_models_and_streams(base, svc):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0)
+    ids = [m.id for m in client.models.list().data]
+    assert "tiny" in ids and "tiny@v1" in ids
+    before = len(rows(svc))
+    pieces, finish = [], None
+    for chunk in client.completions.create(model="tiny", prompt="ROMEO:", max_tokens=30, temperature=0.7,
+                                           seed=5, stream=True, user="alice"):
+        for c in chunk.choices:
+            pieces.append(c.text)
+            finish = c.finish_reason or finish
+    text = "".join(pieces)
+    assert len(pieces) >= 2 and finish == "length"
+    new = wait_for(lambda: rows(svc)[: len(rows(svc)) - before])
+    row = new[0]
+    assert row.output == text and row.prompt == "ROMEO:" and row.status == "complete"
+    assert row.user_id == "alice" and row.tokens_out == 30 and row.params["seed"] == 5
+    # the same seed, not streamed, gives the same text (and says so in OpenAI's shape)
+    again = client.completions.create(model="tiny", prompt="ROMEO:", max_tokens=30, temperature=0.7, seed=5)
+    assert again.choices[0].text == text and again.choices[0].finish_reason == "length"
+    assert again.usage.completion_tokens == 30
+
+
+def test_sse_ends_with_done_and_ghostwrite_settings_pass_through(base, svc):
+    body = {"model": "tiny@v1", "prompt": "To be", "stream": True, "length": 3, "unit": "words", "top_k": 5,
+            "min_p": 0.05, "seed": 2, "stream_options": {"include_usage": True}}
+    with httpx.stream("POST", base + "/v1/completions", json=body, timeout=60) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        lines = [ln for ln in r.iter_lines() if ln]
+    assert lines[-1] == "data: [DONE]"
+    events = [json.loads(ln[6:]) for ln in lines[:-1]]
+    assert events[-1]["usage"]["completion_tokens"] > 0 and events[-1]["choices"] == []
+    text = "".join(c["text"] for e in events for c in e["choices"])
+    assert len(text.split()) == 3
+    row = rows(svc)[0]
+    assert row.output == text and row.params["top_k"] == 5 and row.params["unit"] == "words"
+
+
+def test_logprobs_echo_and_n(base):
+    r = httpx.post(base + "/v1/completions", json={"model": "tiny", "prompt": "ROMEO:", "max_tokens": 12,
+                                                   "logprobs": 3, "echo": True, "n": 2, "seed": 9}, timeout=60)
+    assert r.status_code == 200, r.text
+    choices = r.json()["choices"]
+    assert [c["index"] for c in choices] == [0, 1]
+    assert choices[0]["text"] != choices[1]["text"]  # seed 9 and 10
+    for c in choices:
+        assert c["text"].startswith("ROMEO:")
+        lp = c["logprobs"]
+        assert "".join(lp["tokens"]) == c["text"][len("ROMEO:"):]
+        assert len(lp["tokens"]) == 12 and all(len(t) == 3 for t in lp["top_logprobs"])
+        assert lp["text_offset"][0] == len("ROMEO:")
+        assert all(v <= 0 for v in lp["token_logprobs"])
+    # streamed: the logprobs of the chunks cover the text exactly
+    body = {"model": "tiny", "prompt": "ROMEO:", "max_tokens": 40, "logprobs": 2, "stream": True, "seed": 1}
+    with httpx.stream("POST", base + "/v1/completions", json=body, timeout=60) as s:
+        events = [json.loads(ln[6:]) for ln in s.iter_lines() if ln and ln != "data: [DONE]"]
+    text = "".join(c["text"] for e in events for c in e["choices"])
+    tokens = [t for e in events for c in e["choices"] if c["logprobs"] for t in c["logprobs"]["tokens"]]
+    assert "".join(tokens) == text and len(tokens) == 40
+
+
+def test_bad_inputs_are_openai_errors_and_store_nothing(base, svc):
+    before = len(rows(svc))
+    post = lambda body, **kw: httpx.post(base + "/v1/completions", timeout=60, **({"json": body} | kw))  # noqa: E731
+    e = assert_openai_error(post({"model": "nosuch", "prompt": "x"}), 404, "unknown model")
+    assert e["code"] == "model_not_found"
+    assert_openai_error(post({"model": "tiny", "prompt": "x", "temperature": -1}), 400,
+                        "temperature must be between 0 and 10")
+    assert_openai_error(post({"model": "tiny", "prompt": "x", "max_tokens": 10**9}), 400, "length must be")
+    assert_openai_error(post({"model": "tiny", "prompt": "x", "temprature": 1}), 400, "unknown sampling setting")
+    assert_openai_error(post({"model": "tiny", "prompt": [1, 2]}), 400, "prompt")
+    assert_openai_error(post({"model": "tiny", "prompt": "x", "n": 0}), 400, "n must be")
+    assert_openai_error(post({"model": "tiny", "prompt": "x" * 20_001}), 400, "prompt too long")
+    assert_openai_error(post(None, content=b"{nope", headers={"content-type": "application/json"}), 400, "JSON")
+    big = json.dumps({"model": "tiny", "prompt": "x" * 10_000_000}).encode()
+    assert_openai_error(post(None, content=big, headers={"content-type": "application/json"}), 413, "limit")
+    assert_openai_error(httpx.get(base + "/v1/models/nosuch"), 404, "unknown model")
+    assert_openai_error(httpx.get(base + "/v1/nothing-here"), 404)
+    assert len(rows(svc)) == before
+
+
+def test_client_leaving_mid_stream_stores_interrupted(base, svc):
+    body = {"model": "tiny", "prompt": "ROMEO:", "stream": True, "length": 20_000, "unit": "chars",
+            "user": "leaver"}
+    got = ""
+    with httpx.stream("POST", base + "/v1/completions", json=body, timeout=60) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                got += "".join(c["text"] for c in json.loads(line[6:])["choices"])
+                if len(got) > 50:
+                    break
+    row = wait_for(lambda: [g for g in rows(svc, user_id="leaver") if g.status != "running"])[0]
+    assert row.status == "interrupted" and row.finish_reason == "interrupted"
+    assert row.output.startswith(got) and len(got) <= len(row.output) < 20_000
+
+
+def test_keys_rate_limit_and_caller(svc):
+    from bot.api import ApiConfig
+
+    config = ApiConfig(keys={"ann": KEY, "bob": "b" * 20}, rate_per_minute=2)
+    with running(config, svc) as url:
+        body = {"model": "tiny", "prompt": "x", "max_tokens": 3}
+        assert_openai_error(httpx.post(url + "/v1/completions", json=body), 401, "API key")
+        e = assert_openai_error(httpx.post(url + "/v1/completions", json=body,
+                                           headers={"Authorization": "Bearer " + "k" * 23 + "x"}), 401, "incorrect")
+        assert e["type"] == "authentication_error"
+        assert_openai_error(httpx.get(url + "/v1/models"), 401)
+        ok = {"Authorization": f"Bearer {KEY}"}
+        for _ in range(2):
+            assert httpx.post(url + "/v1/completions", json=body, headers=ok, timeout=60).status_code == 200
+        r = httpx.post(url + "/v1/completions", json=body, headers=ok, timeout=60)
+        err = assert_openai_error(r, 429, "rate limit")
+        assert err["type"] == "rate_limit_error" and int(r.headers["retry-after"]) >= 1
+        # another key has its own budget; the caller stored is the key's name
+        r = httpx.post(url + "/v1/completions", json={**body, "user": "u1"}, timeout=60,
+                       headers={"Authorization": "Bearer " + "b" * 20})
+        assert r.status_code == 200
+        row = svc.generation(r.json()["choices"][0]["generation_id"])
+        assert row.user_id == "bob" and row.user_name == "u1" and row.source == "api"
+        assert httpx.get(url + "/health").status_code == 200  # (no key needed)
+
+
+def test_concurrency_cap_answers_429_beyond_the_queue(svc):
+    from bot.api import ApiConfig
+
+    with running(ApiConfig(max_concurrent=1, max_queue=0), svc) as url:
+        first_chunk = threading.Event()
+        body = {"model": "tiny", "prompt": "ROMEO:", "stream": True, "length": 20_000}
+
+        def hold():
+            with httpx.stream("POST", url + "/v1/completions", json=body, timeout=60) as r:
+                for _ in r.iter_lines():
+                    first_chunk.set()
+                    if done.is_set():
+                        break
+
+        done = threading.Event()
+        t = threading.Thread(target=hold)
+        t.start()
+        try:
+            assert first_chunk.wait(30)
+            r = httpx.post(url + "/v1/completions", json={"model": "tiny", "prompt": "x", "max_tokens": 2})
+            assert_openai_error(r, 429, "busy")
+            assert int(r.headers["retry-after"]) >= 1
+        finally:
+            done.set()
+            t.join(30)
+        # the slot is free again once the stream has gone
+        r = wait_for(lambda: (lambda r: r if r.status_code == 200 else None)(
+            httpx.post(url + "/v1/completions", json={"model": "tiny", "prompt": "x", "max_tokens": 2}, timeout=60)))
+        assert r.json()["choices"][0]["finish_reason"] == "length"
+
+
+def test_page_settings_health_and_docs(base):
+    page = httpx.get(base + "/")
+    assert page.status_code == 200 and "<textarea" in page.text
+    s = httpx.get(base + "/v1/settings").json()
+    from bot.service import SETTINGS
+
+    assert set(s["settings"]["properties"]) == {x.name for x in SETTINGS}
+    assert set(s["request"]["properties"]) >= {"prompt", "max_tokens", "logprobs"} | {x.name for x in SETTINGS}
+    assert httpx.get(base + "/health").json() == {"status": "ok"}
+    spec = httpx.get(base + "/openapi.json").json()
+    assert "/v1/completions" in spec["paths"] and httpx.get(base + "/docs").status_code == 200
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1", "::"])
+def test_not_loopback_without_keys_refuses_to_start(host, tmp_path):
+    env = {**os.environ, "GHOSTWRITE_API_KEYS": ""}
+    p = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--host", host, "--port", "0"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "without API keys" in lines[0], p.stderr
+
+
+def test_bad_keys_are_one_line(tmp_path):
+    bad = tmp_path / "keys"
+    bad.write_text("ann:short\n")
+    p = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--keys-file", str(bad)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "shorter than 16" in p.stderr
