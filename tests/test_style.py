@@ -188,6 +188,12 @@ def test_sweep_records_the_best_settings_and_generation_uses_them(tiny_copy, cap
     svc = ContinuationService()
     assert svc.prepare(Request("To be", model=tiny_copy)).settings.temperature == 0.3
     assert svc.prepare(Request("To be", model=tiny_copy, settings={"temperature": 1.2})).settings.temperature == 1.2
+    # and so does `ghostwrite generate`, unless the temperature is on its command line (even the contract's)
+    assert run(["generate", tiny_copy, "To be", "--length", "5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["settings"]["temperature"] == 0.3
+    assert run(["generate", tiny_copy, "To be", "--length", "5", "-t", "0.8", "--top-k", "3", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["settings"]
+    assert shown["temperature"] == 0.8 and shown["top_k"] == 3
 
 
 @pytest.mark.parametrize("args, message", [

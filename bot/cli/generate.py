@@ -60,10 +60,17 @@ def generate_command(
     n: int = typer.Option(1, "-n", help="Number of samples."),
     stream: bool = typer.Option(False, "--stream", help="Print as it generates."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per sample."),
+    *,
+    ctx: typer.Context,
     **settings: Any,
 ):
     """Continue PROMPT with MODEL."""
     from bot.service import ContinuationService, Request, lookup_setting
+
+    # only the settings given on the command line: the others are the model's defaults (its card's best
+    # settings, from a style sweep), else the contract's
+    settings = {k: v for k, v in settings.items()
+                if getattr(ctx.get_parameter_source(k), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
 
     seed, max_seed = settings.get("seed"), lookup_setting("seed").high
 
