@@ -241,3 +241,21 @@ def test_bad_keys_are_one_line(tmp_path):
     p = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--keys-file", str(bad)],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "shorter than 16" in p.stderr
+
+
+def test_stop_strings_end_the_text_with_finish_reason_stop(base, svc):
+    from bot.service import SETTINGS
+
+    if "stop" not in {s.name for s in SETTINGS}:
+        pytest.skip("the settings contract has no stop strings yet")
+    body = {"model": "tiny", "prompt": "ROMEO:", "length": 2000, "stop": "e", "seed": 3}
+    r = httpx.post(base + "/v1/completions", json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "stop" and "e" not in choice["text"] and len(choice["text"]) < 2000
+    assert svc.generation(choice["generation_id"]).finish_reason == "stop"
+    with httpx.stream("POST", base + "/v1/completions", json={**body, "stop": ["e", "a"], "stream": True},
+                      timeout=60) as s:
+        events = [json.loads(ln[6:]) for ln in s.iter_lines() if ln.startswith("data: {")]
+    text = "".join(c["text"] for e in events for c in e["choices"])
+    assert events[-1]["choices"][0]["finish_reason"] == "stop" and not set(text) & {"a", "e"}

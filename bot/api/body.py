@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from bot.service import SETTINGS, Request, json_schema
+from bot.service import Request, json_schema
 
 from .errors import ApiError
 
@@ -104,6 +104,9 @@ def parse(body: Any, caller: str | None) -> Completion:
         raise ApiError(400, f"user must be text, got {user!r}", param="user")
 
     settings = {k: v for k, v in body.items() if k not in OWN and k not in NEUTRAL and v is not None}
+    for k, v in settings.items():  # a list setting given one text (OpenAI's `"stop": "\n"`) is that one item
+        if isinstance(v, str) and LIST_SETTINGS.get(k):
+            settings[k] = [v]
     max_tokens = body.get("max_tokens")
     if max_tokens is not None and "length" not in settings:
         settings["length"] = max_tokens
@@ -140,4 +143,6 @@ def _finite(v: float) -> float | None:
     return v if math.isfinite(v) else None  # (-inf: a token the model cannot write; JSON has no -inf)
 
 
-SETTING_NAMES = tuple(s.name for s in SETTINGS)
+# the settings whose value is a list of texts (stop, ban…), as the contract's schema says
+LIST_SETTINGS = {name: "array" in ([p.get("type")] if isinstance(p.get("type"), str) else p.get("type", []))
+                 for name, p in json_schema()["properties"].items()}
