@@ -175,7 +175,8 @@ def test_discord_settings_keys_are_the_server_settings():
     from bot.discord.cog import Ghostwrite
 
     (key,) = [p for p in Ghostwrite.settings_set.app_command.parameters if p.name == "key"]
-    assert [c.value for c in key.choices] == ["model", *(s.name for s in SETTINGS if s.server), "mentions"]
+    assert [c.value for c in key.choices] == ["model", *(s.name for s in SETTINGS if s.server), "mentions", "persona",
+                                              "metadata_only"]
 
 
 @pytest.mark.parametrize("s", NUMERIC, ids=ids(NUMERIC))

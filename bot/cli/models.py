@@ -51,3 +51,21 @@ def models_rm(model: str = typer.Argument(..., help="NAME (every version) or NAM
         raise typer.Exit(1)
     removed = svc.remove_model(model)
     console.print(f"removed {name} " + ", ".join(f"v{v}" for v in removed))
+
+
+@app.command("set-avatar")
+def models_set_avatar(model: str = typer.Argument(..., help="NAME"),
+                      image: str = typer.Argument(..., help="A PNG, JPEG, GIF or WebP file (up to 8 MB)")):
+    """The picture a model posts with on Discord when a server turns its author persona on."""
+    import os
+
+    from bot.service import GhostwriteError
+
+    path = os.path.expanduser(image)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(8 * 1024 * 1024 + 1)
+    except OSError as e:
+        raise GhostwriteError(f"cannot read {image}: {e.strerror or e}") from None
+    kind = ContinuationService().set_avatar(model, data)
+    console.print(f"{model}'s avatar is now {image} ({kind}); Discord personas made from now on use it")

@@ -15,7 +15,7 @@ from discord import app_commands
 
 from bot.discord import render
 from bot.discord.compat import commands
-from bot.discord.options import SAMPLING_KEYS, SettingKey, parse_value
+from bot.discord.options import SAMPLING_KEYS, SWITCHES, SettingKey, parse_value
 from bot.discord.replies import NO_MENTIONS, surface_for
 from bot.service import Request
 
@@ -87,11 +87,12 @@ class SettingsMixin:
                            channel="Only for this channel (default: the whole server)")
     async def settings_set(self, ctx: commands.Context, key: SettingKey, value: str,
                            channel: discord.TextChannel | None = None):
-        """Set a default (model, sampling settings, mentions on/off) for the server or one channel."""
+        """Set a default (model, sampling settings, mentions / persona / metadata_only on/off) for the server
+        or one channel."""
         parsed = parse_value(key, value)
         if parsed is not None and key == "model":
             await self.io(self.svc.resolve, parsed)
-        elif key not in ("model", "mentions"):
+        elif key != "model" and key not in SWITCHES:
             # checked with the settings it will be used with: `length 1000` then `unit sentences` (each fine
             # alone) used to leave every /continue there failing
             current = await self.io(self.svc.guild_settings, ctx.guild.id, channel.id if channel else None)
@@ -205,6 +206,56 @@ class RetrainMixin:
                 self.model_cache = await self.io(self.svc.models)
                 return
             await asyncio.sleep(self.config.progress_interval)
+
+    @retrain.command(name="from-channel")
+    @admin_only("administrator")
+    @app_commands.describe(name="Model to train (default: this channel's model)",
+                           messages="How many recent messages of this channel to look through",
+                           preview="Only show this many of the messages that would be used (no training)")
+    async def retrain_from_channel(self, ctx: commands.Context, name: str | None = None,
+                                   messages: commands.Range[int, 1, 100_000] = 1000,
+                                   preview: commands.Range[int, 0, 20] = 0):
+        """Train on this channel's messages by members who opted in with /optin (nobody else's are read)."""
+        surface = surface_for(ctx)
+        if name is not None and not _MODEL_NAME.match(name):
+            await surface.fail("A model name is letters, digits, '.', '_' or '-' (up to 64).")
+            return
+        if await self.io(self.svc.metadata_only, ctx.guild.id):
+            await surface.fail("This server stores metadata only: a corpus of members' messages would store text.")
+            return
+        opted = await self.io(self.svc.opted_in, ctx.guild.id)
+        if not opted:
+            await surface.fail("Nobody here has opted in yet: members who agree use `/optin`.")
+            return
+        await surface.begin()
+        lines, members = [], set()
+        async for message in ctx.channel.history(limit=min(messages, self.config.channel_corpus_messages)):
+            if message.author.bot or str(message.author.id) not in opted:
+                continue  # never read: only the author of an opted-in member's message is looked at first
+            text = message.clean_content.strip()
+            if text:
+                lines.append(text)
+                members.add(message.author.id)
+        lines.reverse()  # oldest first, as written
+        corpus = "\n".join(lines) + "\n"
+        counts = f"{len(lines)} messages from {len(members)} member(s), {len(corpus):,} characters"
+        if preview:
+            shown = "\n".join(f"> {render.escape(line[:150])}" for line in lines[:preview])
+            await surface.send_page(0, render.clip(f"Would train on {counts}.\n{shown}"), None)
+            return
+        least = self.config.channel_corpus_min_chars
+        if len(corpus.strip()) < least:
+            await surface.fail(f"Only {counts} here; a corpus needs at least {least:,} characters.")
+            return
+        settings = await self.settings_for(ctx.guild.id, ctx.channel.id)
+        model = name or settings.get("model") or (await self.io(self.svc.resolve, None))[0]
+        path = await self.io(self.svc.keep_upload, corpus.encode("utf-8"), self.config.corpus_max_bytes,
+                             f"discord/{ctx.guild.id}", f"channel-{ctx.channel.id}.txt")
+        run_id = await self.io(self.svc.retrain, model, str(path), base=None, max_time=self.config.retrain_max_time,
+                               requested_by=str(ctx.author.id))
+        message = await surface.send_page(0, f"Training **{render.escape(model)}** (run #{run_id}) on {counts} "
+                                             "is queued.", None)
+        self.spawn(self._watch_run(run_id, message, ctx.channel), name=f"ghostwrite-retrain-{run_id}")
 
     @retrain.command(name="status")
     @admin_only("administrator")

@@ -32,6 +32,8 @@ from bot.discord.errors import Refused, error_text
 from bot.discord.info import InfoMixin
 from bot.discord.limits import Busy, GenerationGate, OnCooldown, UserCooldown
 from bot.discord.options import SAMPLING_KEYS, with_settings
+from bot.discord.persona import Personas
+from bot.discord.privacy import Ignored, PrivacyMixin
 from bot.discord.replies import InteractionSurface, MessageSurface, StreamingReply, Surface, surface_for
 from bot.discord.story import StoryMixin
 from bot.discord.views import GenerationButton, generation_view
@@ -48,7 +50,7 @@ def feedback_value(emoji: str) -> int | None:
     return FEEDBACK.get(_SKIN_TONES.sub("", emoji).replace("\ufe0f", ""))
 
 
-class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Cog, name="Ghostwrite"):
+class Ghostwrite(PrivacyMixin, SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Cog, name="Ghostwrite"):
     """Continue any text in the voice of a trained author."""
 
     def __init__(self, bot: commands.Bot, service: Service | None = None, config: DiscordConfig | None = None):
@@ -64,6 +66,8 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
         self._background: set[asyncio.Task] = set()
         self._settings_cache: dict[tuple, tuple[float, dict]] = {}
         self.model_cache: list[dict] = []
+        self.personas = Personas(self)
+        self.story_texts: dict[int, str] = {}  # metadata-only servers: a story's text lives here, not stored
         self.closing = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -174,43 +178,63 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
         return not allowed or str(channel_id) in {str(c) for c in allowed}
 
     # ------------------------------------------------------------------ the generation path
-    def admit(self, user_id: int):
-        """Instant checks before anything is sent: shutting down, per-user cooldown, capacity."""
+    async def admit(self, user_id: int):
+        """Quick checks before anything is sent: shutting down, per-user cooldown, capacity. The cooldown is
+        counted in the store, so every bot process (every shard) counts a member once; when the store
+        cannot say, this process's own count stands in."""
         if self.closing:
             raise Refused("Ghostwrite is restarting; try again in a minute.")
+        key = f"discord:{user_id}"
         try:
-            self.cooldown.hit(user_id)
+            wait = await self.io(self.svc.hit_cooldown, key, self.cooldown.rate, self.cooldown.per)
+            if wait is not None:
+                raise OnCooldown(wait)
         except OnCooldown as e:
             raise Refused(f"Slow down: try again in {max(1, round(e.retry_after))} s.") from None
+        except GhostwriteError:
+            try:
+                self.cooldown.hit(user_id)
+            except OnCooldown as e:
+                raise Refused(f"Slow down: try again in {max(1, round(e.retry_after))} s.") from None
         try:
             return self.gate.admit()
         except Busy as e:
-            self.cooldown.reset(user_id)
+            await self.reset_cooldown(user_id)
             raise Refused(f"I'm busy, try again in {e.retry_after} s.") from None
+
+    async def reset_cooldown(self, user_id: int) -> None:
+        self.cooldown.reset(user_id)
+        try:
+            await self.io(self.svc.reset_cooldown, f"discord:{user_id}")
+        except GhostwriteError:
+            pass
 
     async def run_generation(self, surface: Surface, user: discord.abc.User, guild_id: int | None,
                              channel_id: int | None, prompt: str, *, model: str | None = None,
                              overrides: dict | None = None, parent_id: int | None = None,
-                             shown: str | None = None, check_channel: bool = True) -> Result | None:
+                             shown: str | None = None, check_channel: bool = True,
+                             settings_channel: int | None = None) -> Result | None:
         """Admit, acknowledge, stream a continuation of `prompt` to `surface`; returns the service Result (or
-        None when refused or failed: the user has been told why)."""
+        None when refused or failed: the user has been told why). `settings_channel`: the channel whose
+        settings apply (a story thread's parent), when not `channel_id` itself."""
         try:
-            ticket = self.admit(user.id)
+            ticket = await self.admit(user.id)
         except Refused as e:
             await surface.fail(str(e))
             return None
         task = asyncio.create_task(self._generate(surface, ticket, user, guild_id, channel_id, prompt, model,
-                                                  overrides or {}, parent_id, shown), name="ghostwrite-generation")
+                                                  overrides or {}, parent_id, shown, settings_channel or channel_id),
+                                   name="ghostwrite-generation")
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
         return await task
 
     async def _generate(self, surface, ticket, user, guild_id, channel_id, prompt, model, overrides,
-                        parent_id, shown):
+                        parent_id, shown, settings_channel):
         try:
             await surface.begin()
-            settings = await self.settings_for(guild_id, channel_id)
-            if guild_id and not self.channel_allowed(settings, channel_id):
+            settings = await self.settings_for(guild_id, settings_channel)
+            if guild_id and not self.channel_allowed(settings, settings_channel):
                 raise Refused("Ghostwrite is not enabled in this channel.")
             if not prompt.strip():
                 raise Refused("Give me some text to continue.")
@@ -222,6 +246,8 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
                           channel_id=str(channel_id) if channel_id else None, parent_id=parent_id)
             # the door, passed once (prompt, settings, model): a bad request fails fast, with one line
             prepared = await self.io(self.svc.prepare, req)
+            if settings.get("persona") and guild_id:
+                surface = await self.personas.wrap(surface, prepared.model, await self._card(prepared.model))
             async with ticket:
                 return await self._stream(surface, prepared, prompt if shown is None else shown)
         except (Refused, GhostwriteError) as e:
@@ -282,6 +308,10 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
         except Exception:
             log.debug("could not show an interrupted reply", exc_info=True)
 
+    async def _card(self, model: str) -> dict:
+        card = next((c for c in self.model_cache if c.get("name") == model), None)
+        return card if card is not None else await self.io(self.svc.card, model)
+
     @staticmethod
     def footer(result) -> str:
         return render.footer(result.model, result.version, result.settings or {}, status=result.status,
@@ -303,6 +333,9 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
     # ------------------------------------------------------------------ buttons
     async def on_generation_button(self, interaction: discord.Interaction, action: str, generation_id: int):
         surface = InteractionSurface(interaction)
+        if await self.ignored(interaction.user.id):
+            await surface.fail(str(Ignored()))
+            return
         try:
             gen = await self.io(self.svc.generation, generation_id)
         except Refused as e:
@@ -312,6 +345,9 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
             await surface.fail("That continuation is no longer stored.")
             return
         settings = {k: v for k, v in (gen.params or {}).items() if k in SAMPLING_KEYS}
+        if (gen.params or {}).get("metadata_only"):
+            await surface.fail("This server stores no text, so I don't have that one any more: use `/continue`.")
+            return
         if action == "retry":
             prompt, shown = gen.prompt, gen.prompt
         else:  # the end of the text so far, as much as a story's continuation sees
@@ -323,9 +359,17 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
     # ------------------------------------------------------------------ mentions
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or self.closing or self.bot.user is None:
+        if message.author.bot or self.closing or self.bot.user is None or self._executor is None:
             return
-        if self.bot.user.id not in message.raw_mentions:  # an explicit @mention, not a reply ping
+        mentioned = self.bot.user.id in message.raw_mentions  # an explicit @mention, not a reply ping
+        in_thread = isinstance(message.channel, discord.Thread)
+        if not mentioned and not in_thread:
+            return
+        if await self.ignored(message.author.id):
+            return
+        if in_thread and await self.story_message(message, mentioned):
+            return
+        if not mentioned:
             return
         if RED and message.guild and await self.bot.cog_disabled_in_guild(self, message.guild):  # pragma: no cover
             return
@@ -337,12 +381,14 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
             return
         guild_id = message.guild.id if message.guild else None
         try:
-            settings = await self.settings_for(guild_id, message.channel.id)
+            home = (message.channel.parent_id or message.channel.id) if in_thread else message.channel.id
+            settings = await self.settings_for(guild_id, home)
         except Refused:
             return
-        if settings.get("mentions") is False or (guild_id and not self.channel_allowed(settings, message.channel.id)):
+        if settings.get("mentions") is False or (guild_id and not self.channel_allowed(settings, home)):
             return
-        await self.run_generation(MessageSurface(message), message.author, guild_id, message.channel.id, text)
+        await self.run_generation(MessageSurface(message), message.author, guild_id, message.channel.id, text,
+                                  settings_channel=home)
 
     # ------------------------------------------------------------------ feedback
     @commands.Cog.listener()
@@ -360,6 +406,8 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
             return
         if payload.member is not None and payload.member.bot:
             return
+        if await self.ignored(payload.user_id):
+            return
         try:
             gen = await self.io(self.svc.find_by_message, payload.message_id)
             if gen is None:
@@ -374,6 +422,8 @@ class Ghostwrite(SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Co
 
     # ------------------------------------------------------------------ errors (this Cog's commands only)
     async def cog_command_error(self, ctx: commands.Context, error: Exception) -> None:
+        if isinstance(error, Ignored) and ctx.interaction is None:
+            return  # a prefix command of someone who asked to be ignored: not even an answer
         try:
             await surface_for(ctx).fail(error_text(ctx, error))
         except discord.HTTPException:

@@ -20,6 +20,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "max_queue": (0, 100_000), "queue_timeout": (0, 86_400), "edit_interval": (0, 3_600),
     "corpus_max_bytes": (1, 2**31), "retrain_max_time": (1, 6 * 3600), "progress_interval": (0, 3_600),
     "shutdown_grace": (0, 3_600), "history_limit": (1, 1_000), "models_refresh": (1, 86_400),
+    "channel_corpus_min_chars": (1, 2**31), "channel_corpus_messages": (1, 1_000_000),
 }
 
 
@@ -37,6 +38,8 @@ class DiscordConfig:
     shutdown_grace: float = 20.0      # on unload/shutdown, how long in-flight generations may finish
     history_limit: int = 10           # /history: most entries shown
     models_refresh: float = 60.0      # seconds between refreshes of the cached model list (autocomplete)
+    channel_corpus_min_chars: int = 5_000  # /retrain from-channel: the smallest corpus it trains on
+    channel_corpus_messages: int = 20_000  # /retrain from-channel: the most messages it looks through
 
     @classmethod
     def from_env(cls, environ: typing.Mapping[str, str] | None = None) -> "DiscordConfig":

@@ -72,6 +72,6 @@ class InfoMixin:
     async def forget(self, ctx: commands.Context):
         """Delete everything Ghostwrite stored about you (continuations, votes, stories you started)."""
         counts = await self.io(self.svc.forget, ctx.author.id)
-        self.cooldown.reset(ctx.author.id)
+        await self.reset_cooldown(ctx.author.id)
         done = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if k != "training_runs")
         await ctx.send(f"Done: deleted {done}.", ephemeral=True, allowed_mentions=NO_MENTIONS)

@@ -21,8 +21,11 @@ DESCRIPTION_MAX = 100  # characters Discord allows in an option's description
 # what a server or channel may set as its default and the Retry button keeps (not the seed: every reply
 # would be the same text)
 SAMPLING_KEYS: tuple[str, ...] = tuple(s.name for s in SETTINGS if s.server)
-# /settings set: the model, the sampling settings, and whether a mention gets an answer
-SettingKey = typing.Literal[("model", *SAMPLING_KEYS, "mentions")]  # type: ignore[valid-type]
+# on/off settings of a server or channel: whether a mention gets an answer, whether the model posts as its
+# author (a webhook persona), whether only metadata is stored (no prompt, output or story text)
+SWITCHES: tuple[str, ...] = ("mentions", "persona", "metadata_only")
+# /settings set: the model, the sampling settings and the switches
+SettingKey = typing.Literal[("model", *SAMPLING_KEYS, *SWITCHES)]  # type: ignore[valid-type]
 
 
 def option_type(s: Setting) -> typing.Any:
@@ -79,19 +82,19 @@ def with_settings(**described: str):
 
 def parse_value(key: str, raw: str) -> typing.Any:
     """A /settings value from text ('default'/'none' clears it): a sampling setting as the contract's type
-    (its bounds are checked by the service with the settings it will be used with), mentions on/off, the
+    (its bounds are checked by the service with the settings it will be used with), a switch on/off, the
     model as written."""
     from bot.service import GhostwriteError
 
     raw = raw.strip()
     if raw.lower() in ("default", "none", "reset", ""):
         return None
-    if key == "mentions":
+    if key in SWITCHES:
         if raw.lower() in ("on", "yes", "true", "1", "enable", "enabled"):
             return True
         if raw.lower() in ("off", "no", "false", "0", "disable", "disabled"):
             return False
-        raise GhostwriteError("mentions is on or off")
+        raise GhostwriteError(f"{key} is on or off")
     s = next((s for s in SETTINGS if s.name == key), None)
     if s is not None and s.type in (int, float):
         try:

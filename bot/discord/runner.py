@@ -124,18 +124,37 @@ class ShardedGhostwriteBot(_Standalone, commands.AutoShardedBot):
     pass
 
 
+def parse_shard_ids(text: Optional[str], count: Optional[int]) -> Optional[list[int]]:
+    """`--shard-ids 0,1` → [0, 1]: distinct ids below --shard-count (which must be given with them)."""
+    if text is None:
+        return None
+    if not count:
+        raise GhostwriteError("--shard-ids needs --shard-count N (the total over every process)")
+    try:
+        ids = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise GhostwriteError(f"--shard-ids is a list of numbers like 0,1, not {text[:40]!r}") from None
+    if not ids or len(set(ids)) != len(ids) or any(not 0 <= i < count for i in ids):
+        raise GhostwriteError(f"--shard-ids must be distinct numbers from 0 to {count - 1}, got {text[:40]!r}")
+    return sorted(ids)
+
+
 def make_bot(*, prefix: str = "!", sync: bool = False, guild: Optional[int] = None,
-             shards: Optional[int] = None) -> commands.Bot:
-    """One gateway connection by default; `shards` N > 0 for N shards, 0 for Discord's recommendation."""
+             shards: Optional[int] = None, shard_ids: Optional[list[int]] = None) -> commands.Bot:
+    """One gateway connection by default; `shards` N > 0 for N shards, 0 for Discord's recommendation;
+    `shard_ids`: only those of the N shards run here (the other processes run the rest)."""
     if shards is None:
         return GhostwriteBot(prefix=prefix, sync=sync, guild=guild)
-    return ShardedGhostwriteBot(prefix=prefix, sync=sync, guild=guild, **({"shard_count": shards} if shards else {}))
+    kwargs: dict = {"shard_count": shards} if shards else {}
+    if shard_ids is not None:
+        kwargs["shard_ids"] = shard_ids
+    return ShardedGhostwriteBot(prefix=prefix, sync=sync, guild=guild, **kwargs)
 
 
 async def run_bot(token: str, *, prefix: str = "!", sync: bool = False, guild: Optional[int] = None,
-                  shards: Optional[int] = None) -> None:
+                  shards: Optional[int] = None, shard_ids: Optional[list[int]] = None) -> None:
     apply_endpoint_overrides()
-    bot = make_bot(prefix=prefix, sync=sync, guild=guild, shards=shards)
+    bot = make_bot(prefix=prefix, sync=sync, guild=guild, shards=shards, shard_ids=shard_ids)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -170,7 +189,13 @@ def bot_command(
     guild: Optional[int] = typer.Option(None, "--guild", min=1, max=2**64 - 1,
                                         help="With --sync: only this server (instant)."),
     prefix: str = typer.Option("!", "--prefix", help="Prefix for text commands (mentioning the bot works too)."),
-    shards: Optional[int] = typer.Option(None, "--shards", min=0, max=MAX_SHARDS, help="Shard count; 0 = Discord's recommendation (default: one connection)."),
+    shards: Optional[int] = typer.Option(None, "--shard-count", "--shards", min=0, max=MAX_SHARDS,
+                                         help="Shards over every process; 0 = Discord's recommendation "
+                                              "(default: one connection)."),
+    shard_ids: Optional[str] = typer.Option(None, "--shard-ids", help="The shards this process runs, e.g. 0,1 "
+                                            "(with --shard-count; other processes on the same database run "
+                                            "the rest and share settings, stories, cooldowns and the training "
+                                            "lock)."),
 ):
     """Run the Discord bot (slash and prefix commands, streaming continuations, /retrain)."""
     token = read_token(token_file)
@@ -183,8 +208,9 @@ def bot_command(
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if guild is not None and not sync:
         raise GhostwriteError("--guild only makes sense with --sync")
+    ids = parse_shard_ids(shard_ids, shards)
     try:
-        asyncio.run(run_bot(token, prefix=prefix, sync=sync, guild=guild, shards=shards))
+        asyncio.run(run_bot(token, prefix=prefix, sync=sync, guild=guild, shards=shards, shard_ids=ids))
     except KeyboardInterrupt:  # pragma: no cover - the signal handler normally takes Ctrl+C
         pass
 

@@ -42,6 +42,7 @@ class Members:
 
     store: Any
     _private_guilds: dict[str, bool]
+    resolve: Any  # (generation.Generating)
 
     # ---- metadata only -------------------------------------------------------------------------------
     def metadata_only(self, guild_id: str | int | None = None) -> bool:
@@ -105,7 +106,7 @@ class Members:
     # ---- personas ------------------------------------------------------------------------------------
     def set_avatar(self, name: str, data: bytes) -> str:
         """Keep `data` (PNG, JPEG, GIF or WebP, up to 8 MB) as model `name`'s avatar; returns its kind."""
-        registry.resolve(name)  # an unknown model: its one-line error
+        name = self.resolve(registry.check_name(name))[0]  # an unknown model: its one-line error
         if len(data) > AVATAR_MAX_BYTES:
             raise GhostwriteError(f"an avatar is at most {AVATAR_MAX_BYTES // (1024 * 1024)} MB; this one is "
                                   f"{len(data):,} bytes")

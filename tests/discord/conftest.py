@@ -86,3 +86,34 @@ def tiny_home(tmp_path_factory, tiny_model, tiny_corpus, session_home):
     shutil.copytree(session_home / "models" / "tiny", home / "models" / "tiny")
     shutil.copy(tiny_corpus, home / "corpus.txt")
     return home
+
+
+@pytest_asyncio.fixture
+async def fake_server():
+    """The fake Discord on 127.0.0.1, with in-process clients pointed at it."""
+    from fake_discord import FakeDiscord, pointed_at
+
+    async with FakeDiscord() as server, pointed_at(server):
+        yield server
+
+
+@pytest_asyncio.fixture
+async def gw_live(fake_server, svc):
+    """The extension in an unmodified discord.py bot logged in to the fake Discord (gateway and REST), with the
+    scripted service: threads, webhooks and channel history go over HTTP like against Discord."""
+    import asyncio
+
+    from fake_discord import TOKEN
+
+    intents = discord.Intents.default()
+    intents.message_content = True
+    bot = commands.Bot(command_prefix="!", intents=intents, guild_ready_timeout=0.1)
+    bot.ghostwrite_service = svc
+    bot.ghostwrite_config = fast_config()
+    await bot.load_extension("bot.discord")
+    await bot.login(TOKEN)
+    task = asyncio.create_task(bot.connect(reconnect=False))
+    await asyncio.wait_for(bot.wait_until_ready(), 10)
+    yield bot
+    await bot.close()
+    await asyncio.wait_for(task, 10)

@@ -29,6 +29,8 @@ class ScriptedGeneration:
         self.seed = settings.seed if settings.seed is not None else 7
         self.tokens_in = len(prompt)
         self.tokens_out = 0
+        self.logprobs = None  # (the real generation's per-token log-probabilities, when asked for)
+        self.finish_reason = None
         self._closed = False
         self._it = self._run()
 
@@ -76,7 +78,7 @@ class ScriptedModel:
         self.gate: threading.Event | None = None
         self.started = threading.Event()
 
-    def generate(self, prompt, settings):
+    def generate(self, prompt, settings, **_options):  # (logprobs=... and whatever the real one takes)
         return ScriptedGeneration(self, prompt, settings)
 
     serve = generate  # (the real model batches `serve`; a scripted one needs no batching)

@@ -11,6 +11,13 @@ application/json`` exactly (discord.py decodes nothing else). Tests inject gatew
 ``send_interaction``, ``send_message`` and ``add_reaction`` (or ``dispatch`` for any event).
 
 Gateway frames are text JSON (discord.py only decompresses binary frames, so no zlib is needed).
+
+Shards: each IDENTIFY's ``shard: [id, count]`` gets its own connection, READY and the GUILD_CREATEs of the
+guilds Discord's formula puts on it (``(guild_id >> 22) % count``); events go to the connection of their
+guild, so two processes that each run some shards see only their guilds' events (``guild_ids`` gives the
+fake several guilds; ``guild_on_shard`` picks one for a shard). Threads (created from a message, listed
+in GUILD_CREATE, archived by PATCH), channel webhooks (created, listed, executed, their messages edited;
+``webhook_avatars`` keeps the images) and channel history (``GET /channels/{id}/messages``) are served too.
 """
 
 from __future__ import annotations
@@ -54,9 +61,18 @@ def _json(data: typing.Any, status: int = 200) -> web.Response:
 
 class FakeDiscord:
     def __init__(self, *, guild_id: int = GUILD_ID, channel_ids: typing.Sequence[int] = (CHANNEL_ID,),
-                 content_limit: int = 2000):
+                 content_limit: int = 2000, guild_ids: typing.Sequence[int] = ()):
         self.guild_id = guild_id
         self.channel_ids = list(channel_ids)
+        self.guild_ids = [guild_id, *[g for g in guild_ids if g != guild_id]]  # others: one channel each, id + 1
+        self.shards: dict[int, web.WebSocketResponse] = {}   # shard id → its gateway connection
+        self.identify_payloads: dict[int, dict] = {}          # shard id → its IDENTIFY
+        self.threads: dict[str, dict] = {}                    # thread id → channel payload (type 11)
+        self.webhooks: dict[str, dict] = {}                   # webhook id → webhook payload (with token)
+        self.webhook_avatars: dict[str, bytes | None] = {}
+        self.bot_roles: list[dict] = []                       # roles given to the bot's member (permissions)
+        self._shard_count = 1
+        self._query: dict = {}
         self.content_limit = content_limit
         self.calls: list[Call] = []
         self.files: dict[str, bytes] = {}          # "<message id>/<filename>" → bytes uploaded by the bot
@@ -132,26 +148,53 @@ class FakeDiscord:
                 await ws.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
             elif op == 2:
                 self.identify_payload = frame["d"]
-                await self._send_ready()
+                shard, count = (frame["d"].get("shard") or [0, 1])[:2]
+                self.shards[shard], self._shard_count = ws, count
+                self.identify_payloads[shard] = frame["d"]
+                self._ws = ws
+                await self._send_ready(shard, count)
                 self.identified.set()
             elif op == 6:  # RESUME: we keep no session; tell it to identify again
                 await ws.send_str(json.dumps({"op": 9, "d": False, "s": None, "t": None}))
         self.gateway_closed.set()
         return ws
 
-    async def _send_ready(self) -> None:
+    @staticmethod
+    def shard_of(guild_id: int, count: int) -> int:
+        return (int(guild_id) >> 22) % count
+
+    def guild_on_shard(self, shard: int, count: int) -> int:
+        return next(g for g in self.guild_ids if self.shard_of(g, count) == shard)
+
+    def _guild(self, guild_id: int) -> dict:
+        channels = self.channel_ids if guild_id == self.guild_id else [guild_id + 1]
+        data = guild_payload(guild_id, channels)
+        data["threads"] = [t for t in self.threads.values()
+                           if t["guild_id"] == str(guild_id) and not t["thread_metadata"]["archived"]]
+        if self.bot_roles:
+            data["roles"] += self.bot_roles
+            data["members"][0]["roles"] = [r["id"] for r in self.bot_roles]
+        return data
+
+    async def _send_ready(self, shard: int = 0, count: int = 1) -> None:
+        mine = [g for g in self.guild_ids if self.shard_of(g, count) == shard]
         await self.dispatch("READY", {
             "v": 10, "user": user_payload(BOT_USER_ID, "ghostwrite", bot=True) | {"verified": True, "mfa_enabled": False},
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}], "session_id": "fake-session",
+            "guilds": [{"id": str(g), "unavailable": True} for g in mine], "session_id": f"fake-session-{shard}",
             "resume_gateway_url": self.gateway_url, "application": {"id": str(APP_ID), "flags": 0},
-            "private_channels": [], "relationships": [], "shard": [0, 1],
-        })
-        await self.dispatch("GUILD_CREATE", guild_payload(self.guild_id, self.channel_ids))
+            "private_channels": [], "relationships": [], "shard": [shard, count],
+        }, shard=shard)
+        for g in mine:
+            await self.dispatch("GUILD_CREATE", self._guild(g), shard=shard)
 
-    async def dispatch(self, event: str, data: dict) -> None:
-        if self._ws is None or self._ws.closed:
-            raise RuntimeError("no gateway connection")
-        await self._ws.send_str(json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data}))
+    async def dispatch(self, event: str, data: dict, *, shard: int | None = None) -> None:
+        """Send an event on the connection of `shard`, else of the event's guild's shard."""
+        if shard is None and isinstance(data, dict) and data.get("guild_id") and self.shards:
+            shard = self.shard_of(int(data["guild_id"]), self._shard_count)
+        ws = self.shards.get(shard, self._ws) if shard is not None else self._ws
+        if ws is None or ws.closed:
+            raise RuntimeError(f"no gateway connection for shard {shard}")
+        await ws.send_str(json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data}))
 
     async def send_interaction(self, name: str, options: list[dict] | None = None, **kw) -> dict:
         kw.setdefault("guild_id", self.guild_id)
@@ -165,8 +208,8 @@ class FakeDiscord:
 
     async def send_message(self, content: str, *, user_id: int = USER_ID, user_name: str = "ann",
                            channel_id: int | None = None, mentions: list[dict] | None = None,
-                           attachments: list[dict] | None = None) -> dict:
-        msg = message_payload(content, channel_id=channel_id or self.channel_ids[0], guild_id=self.guild_id,
+                           attachments: list[dict] | None = None, guild_id: int | None = None) -> dict:
+        msg = message_payload(content, channel_id=channel_id or self.channel_ids[0], guild_id=guild_id or self.guild_id,
                               author=user_payload(user_id, user_name), mentions=mentions, attachments=attachments,
                               member={k: v for k, v in member_payload(user_id, user_name).items() if k != "user"})
         self.messages[msg["id"]] = msg
@@ -210,6 +253,7 @@ class FakeDiscord:
                     files[value.filename] = value.file.read()
         call = Call(request.method, path, payload, list(files))
         self.calls.append(call)
+        self._query = dict(request.query)
         content = call.text
         if content is not None and len(content) > self.content_limit:
             return _json(content_error(self.content_limit), 400)
@@ -222,6 +266,8 @@ class FakeDiscord:
             return _json({"message": "404: Not Found", "code": 0}, 404)
         if result == 204:
             return web.Response(status=204)
+        if isinstance(result, dict) and result.get("type") == 11 and path.endswith("/threads"):
+            asyncio.get_running_loop().call_soon(asyncio.ensure_future, self.dispatch("THREAD_CREATE", result))
         return _json(result)
 
     def _route(self, method: str, p: list[str], payload: dict, files: dict) -> typing.Any:
@@ -247,12 +293,16 @@ class FakeDiscord:
             return self._webhook_route(method, p, payload, files)
         return None
 
-    def _new_message(self, channel_id: str, payload: dict, files: dict, *, webhook: bool = False) -> dict:
+    def _new_message(self, channel_id: str, payload: dict, files: dict, *, webhook: bool = False,
+                     hook: dict | None = None) -> dict:
         attachments = [attachment_payload(name, len(data)) for name, data in files.items()]
+        author = None
+        if hook is not None:
+            author = user_payload(int(hook["id"]), payload.get("username") or hook["name"], bot=True)
         msg = message_payload(payload.get("content") or "", channel_id=int(channel_id), guild_id=self.guild_id,
                               components=payload.get("components"), embeds=payload.get("embeds"),
-                              flags=payload.get("flags", 0), attachments=attachments,
-                              webhook_id=APP_ID if webhook else None)
+                              flags=payload.get("flags", 0), attachments=attachments, author=author,
+                              webhook_id=int(hook["id"]) if hook else APP_ID if webhook else None)
         self.messages[msg["id"]] = msg
         for name, data in files.items():
             self.files[f"{msg['id']}/{name}"] = data
@@ -270,13 +320,30 @@ class FakeDiscord:
 
     def _channel_route(self, method, p, payload, files):
         cid = p[1]
+        if len(p) == 2 and cid in self.threads:
+            thread = self.threads[cid]
+            if method == "PATCH":
+                for key in ("archived", "locked", "auto_archive_duration"):
+                    if key in payload:
+                        thread["thread_metadata"][key] = payload[key]
+                if "name" in payload:
+                    thread["name"] = payload["name"]
+            return thread
         if len(p) == 2 and method == "GET":
             return channel_payload(int(cid), self.guild_id)
         if p[2] == "typing":
             return 204
+        if p[2] == "webhooks":
+            if method == "GET":
+                return [h for h in self.webhooks.values() if h["channel_id"] == cid]
+            return self._new_webhook(cid, payload)
         if p[2] == "messages":
             if len(p) == 3 and method == "POST":
                 return self._new_message(cid, payload, files)
+            if len(p) == 3 and method == "GET":
+                return self._history(cid)
+            if len(p) == 5 and p[4] == "threads" and method == "POST":
+                return self._new_thread(cid, p[3], payload)
             mid = p[3]
             if len(p) == 4:
                 if method == "PATCH":
@@ -302,7 +369,45 @@ class FakeDiscord:
             result["resource"] = {"type": kind, "message": msg}
         return result
 
+    def _new_thread(self, channel_id: str, message_id: str, payload: dict) -> dict:
+        tid = message_id  # Discord gives a thread started from a message that message's id
+        thread = {"id": tid, "type": 11, "guild_id": str(self.guild_id), "parent_id": channel_id,
+                  "name": payload.get("name", "thread"), "owner_id": str(BOT_USER_ID), "message_count": 0,
+                  "member_count": 1, "rate_limit_per_user": 0, "last_message_id": None, "flags": 0,
+                  "thread_metadata": {"archived": False, "auto_archive_duration": payload.get("auto_archive_duration", 1440),
+                                      "archive_timestamp": now_iso(), "locked": False}}
+        self.threads[tid] = thread
+        return thread
+
+    def _new_webhook(self, channel_id: str, payload: dict) -> dict:
+        import base64
+
+        wid = str(snowflake())
+        avatar = payload.get("avatar")
+        self.webhook_avatars[wid] = base64.b64decode(avatar.split(",", 1)[1]) if avatar else None
+        hook = {"id": wid, "type": 1, "guild_id": str(self.guild_id), "channel_id": channel_id,
+                "user": user_payload(BOT_USER_ID, "ghostwrite", bot=True), "name": payload.get("name"),
+                "avatar": f"{int(wid):x}" if avatar else None, "token": f"hook-token-{wid}",
+                "application_id": str(APP_ID)}
+        self.webhooks[wid] = hook
+        return hook
+
+    def _history(self, channel_id: str) -> list[dict]:
+        before = int(self._query.get("before", 1 << 63))
+        limit = int(self._query.get("limit", 50))
+        found = sorted((m for m in self.messages.values() if m["channel_id"] == channel_id and int(m["id"]) < before),
+                       key=lambda m: int(m["id"]), reverse=True)
+        return found[:limit]
+
     def _webhook_route(self, method, p, payload, files):
+        hook = self.webhooks.get(p[1])
+        if hook is not None:  # a channel webhook (a persona), not an interaction's
+            channel = self._query.get("thread_id") or hook["channel_id"]
+            if len(p) == 3 and method == "POST":
+                return self._new_message(channel, payload, files, hook=hook)
+            if len(p) == 5 and p[3] == "messages" and method == "PATCH":
+                return self._edit(p[4], payload)
+            return None
         token = p[2]
         if len(p) == 3 and method == "POST":
             return self._new_message(self.token_channels.get(token, str(CHANNEL_ID)), payload, files, webhook=True)

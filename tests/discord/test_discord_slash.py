@@ -175,10 +175,11 @@ def test_command_schema_snapshot(slash_bot):
         ("prompt", 3, True), ("model", 3, False)] + [(s.name, kind[s.type], False) for s in SETTINGS]
     assert cont["options"][1]["autocomplete"] is True
     names = sorted(c.name for c in slash_bot.tree.get_commands())
-    assert names == ["continue", "forget", "history", "models", "retrain", "settings", "story"]
+    assert names == ["continue", "forget", "history", "ignoreme", "models", "mydata", "optin", "retrain", "settings",
+                     "story"]
     retrain = slash_bot.tree.get_command("retrain").to_dict(slash_bot.tree)
     assert str(retrain["default_member_permissions"]) == "8"  # administrator
-    assert sorted(o["name"] for o in retrain["options"]) == ["cancel", "start", "status"]
+    assert sorted(o["name"] for o in retrain["options"]) == ["cancel", "from-channel", "start", "status"]
 
 
 async def test_model_option_autocompletes_from_the_cached_list(harness, slash_bot):

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_story_start_add_show_end_over_slash(harness, store):
-    await harness.slash("story", subcommand="start")
+    await harness.slash("story", subcommand="start", thread=False)  # in the channel (threads: test_discord_threads)
     (hello,) = harness.replies()
     assert hello.kind() == "respond" and not hello.ephemeral and "/story add" in hello.text
     await harness.slash("story", subcommand="add", text="A knight rode out.")
