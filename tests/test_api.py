@@ -259,3 +259,40 @@ def test_stop_strings_end_the_text_with_finish_reason_stop(base, svc):
         events = [json.loads(ln[6:]) for ln in s.iter_lines() if ln.startswith("data: {")]
     text = "".join(c["text"] for e in events for c in e["choices"])
     assert events[-1]["choices"][0]["finish_reason"] == "stop" and not set(text) & {"a", "e"}
+
+
+def test_ghostwrite_serve_with_workers(tiny_model, tmp_path):
+    """The real command: `ghostwrite serve --workers 2` on a free loopback port answers, then stops."""
+    import signal
+
+    from apiserver import free_port
+
+    port = free_port()
+    p = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--workers", "2",
+                          "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def up():
+            try:
+                return httpx.get(url + "/health", timeout=5).status_code == 200
+            except httpx.TransportError:
+                assert p.poll() is None, p.communicate()
+                return False
+
+        wait_for(up, timeout=90)
+        texts = set()
+        for seed in (1, 2, 3):
+            r = httpx.post(url + "/v1/completions", json={"model": "tiny", "prompt": "x", "max_tokens": 8,
+                                                          "seed": seed}, timeout=60)
+            assert r.status_code == 200, r.text
+            texts.add(r.json()["choices"][0]["text"])
+        assert len(texts) == 3
+    finally:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+    assert p.returncode in (0, -signal.SIGINT), p.returncode
