@@ -9,9 +9,11 @@ sorted array of hashes with counts, and a lookup is `searchsorted`. Building a j
 takes seconds; scoring a 400-character passage takes about a millisecond; a long text is scored in chunks
 (bounded memory).
 
-Smoothing (Chen & Goodman's interpolated Kneser–Ney, one absolute discount per order, D = n1/(n1+2 n2)):
+Smoothing (Chen & Goodman's modified interpolated Kneser–Ney: three discounts per order, for counts of 1,
+2 and 3 or more, from the count-of-counts n1..n4):
 
-    P_n(w | h) = max(c(h w) − D_n, 0) / c(h) + D_n · N1+(h •) / c(h) · P_{n−1}(w | h')
+    P_n(w | h) = max(c(h w) − D_n(c), 0) / c(h) + γ(h) · P_{n−1}(w | h'),
+    γ(h) = (D_n(1) N1(h •) + D_n(2) N2(h •) + D_n(3+) N3+(h •)) / c(h)
 
 with raw counts at the highest order and continuation counts N1+(• h w) below it, and a uniform
 distribution over the judge's characters plus one unknown at the bottom.
@@ -28,8 +30,8 @@ import numpy as np
 from ..errors import GhostwriteError
 from ..paths import atomic_write_bytes
 
-FORMAT = 1  # bump when the saved arrays change meaning: a cached judge of another format is rebuilt
-ORDER = 6  # characters of an n-gram at most (5 of context): Peng et al.'s best English orders are 4-6
+FORMAT = 2  # bump when the saved arrays change meaning: a cached judge of another format is rebuilt
+ORDER = 4  # characters of an n-gram at most: 3 to 8 measured on the 11-author panel, 4 best (bench/NOTES.md)
 CHUNK = 65_536  # characters scored at once (bounded memory for a long text)
 _B = np.uint64(0x9E3779B97F4A7C15)  # the hash's multiplier (odd, 64-bit)
 
@@ -61,8 +63,8 @@ class Judge:
     counts: list[np.ndarray] = field(default_factory=list)  # raw (top order) or continuation counts
     ctx_keys: list[np.ndarray] = field(default_factory=list)  # sorted (n-1)-gram hashes (empty for n = 1)
     ctx_total: list[np.ndarray] = field(default_factory=list)  # c(h) for each context
-    ctx_types: list[np.ndarray] = field(default_factory=list)  # N1+(h •) for each context
-    discounts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ctx_types: list[np.ndarray] = field(default_factory=list)  # γ(h)·c(h): the discounts taken in context h
+    discounts: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # per order: D(0)=0, D(1), D(2), D(3+)
     meta: dict = field(default_factory=dict)
 
     # ---- scoring ------------------------------------------------------------------------------------
@@ -83,7 +85,7 @@ class Judge:
         for n, g in _hashes(ids, self.order):
             ok = pos >= n - 1
             c = _lookup(self.keys[n - 1], self.counts[n - 1], g)
-            d = self.discounts[n - 1]
+            d = self.discounts[n - 1][np.minimum(c, 3).astype(np.int64)]
             if n == 1:
                 tot = np.full(n_pos, float(self.ctx_total[0][0]))
                 typ = np.full(n_pos, float(self.ctx_types[0][0]))
@@ -94,7 +96,7 @@ class Judge:
                 typ = _lookup(self.ctx_keys[n - 1], self.ctx_types[n - 1], h)
             use = ok & (tot > 0)
             safe = np.where(use, tot, 1.0)
-            p = np.where(use, (np.maximum(c - d, 0.0) + d * typ * p) / safe, p)
+            p = np.where(use, (np.maximum(c - d, 0.0) + typ * p) / safe, p)
             prev = g
         return np.log2(p[start:])
 
@@ -151,11 +153,12 @@ def _lookup(keys: np.ndarray, values: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.where(keys[i] == q, values[i], 0).astype(np.float64)
 
 
-def _discount(counts: np.ndarray) -> float:
-    n1 = int(np.count_nonzero(counts == 1))
-    n2 = int(np.count_nonzero(counts == 2))
-    d = n1 / (n1 + 2 * n2) if n1 + n2 else 0.5
-    return float(min(max(d, 0.05), 0.95))
+def _discounts(counts: np.ndarray) -> np.ndarray:
+    """[0, D1, D2, D3+] from the count-of-counts (Chen & Goodman 1998), each kept within [0.05, k − 0.05]."""
+    n = [max(int(np.count_nonzero(counts == k)), 1) for k in (1, 2, 3, 4)]
+    y = n[0] / (n[0] + 2 * n[1])
+    d = [k - (k + 1) * y * n[k] / n[k - 1] for k in (1, 2, 3)]
+    return np.array([0.0] + [min(max(x, 0.05), k - 0.05) for k, x in zip((1, 2, 3), d)])
 
 
 def build_judge(text: str, order: int = ORDER, meta: dict | None = None) -> Judge:
@@ -181,20 +184,22 @@ def build_judge(text: str, order: int = ORDER, meta: dict | None = None) -> Judg
             up = up + n  # where each distinct (n+1)-gram ends: its last n characters are the n-gram
             keys, at, counts = np.unique(g[up], return_index=True, return_counts=True)
             first = up[at]
-        discounts.append(_discount(counts))
+        dk = _discounts(counts)
+        discounts.append(dk)
+        taken = dk[np.minimum(counts, 3)]  # what each n-gram gives up to the lower order
         j.keys.append(keys)
         j.counts.append(counts.astype(np.uint32))
         if n == 1:
             j.ctx_keys.append(np.zeros(0, np.uint64))
             j.ctx_total.append(np.array([counts.sum()], np.float64))
-            j.ctx_types.append(np.array([len(keys)], np.float64))
+            j.ctx_types.append(np.array([taken.sum()], np.float64))
         else:
             assert g_prev is not None
             ctx = g_prev[first - 1]
             hk, inv = np.unique(ctx, return_inverse=True)
             j.ctx_keys.append(hk)
             j.ctx_total.append(np.bincount(inv, weights=counts, minlength=len(hk)).astype(np.float64))
-            j.ctx_types.append(np.bincount(inv, minlength=len(hk)).astype(np.float64))
+            j.ctx_types.append(np.bincount(inv, weights=taken, minlength=len(hk)).astype(np.float64))
         g_prev, g = g, g_next
     j.discounts = np.array(discounts)
     return j
