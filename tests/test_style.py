@@ -207,3 +207,13 @@ def test_eval_style_bad_input_is_one_line(tiny_copy, capsys, args, message):
     assert run(["eval", tiny_copy, *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_discord_models_shows_the_style_figures():
+    from bot.discord.info import describe_card
+
+    card = {"name": "austen", "version": 2, "val_bpc": 2.1, "corpus": "austen",
+            "style": {"accuracy": 0.62, "ceiling": 0.96, "longest_copied_median": 18}}
+    assert describe_card(card).endswith("style 62% attributed to its author (real text 96%), copies 18 chars "
+                                        "(median longest)")
+    assert describe_card({"name": "x", "version": 1, "style": "junk"}) == "**x** v1"  # a card edited into junk

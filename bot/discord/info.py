@@ -30,7 +30,18 @@ def describe_card(card: dict, default: str | None = None) -> str:
         details.append(f"trained on {render.escape(str(corpus))}")
     if card.get("author"):
         details.append(f"in the voice of {render.escape(str(card['author']))}")
-    return line + (" — " + ", ".join(d for d in details if d) if details else "")
+    details = [d for d in [*details, style_figures(card.get("style"))] if d]
+    return line + (" — " + ", ".join(details) if details else "")
+
+
+def style_figures(style) -> str:
+    """`ghostwrite eval --style`'s figures from the card: how often its writing is attributed to its own
+    author (real text's rate beside it) and the median longest span copied from its corpus."""
+    try:
+        return (f"style {float(style['accuracy']):.0%} attributed to its author (real text {float(style['ceiling']):.0%}), "
+                f"copies {float(style['longest_copied_median']):g} chars (median longest)")
+    except (TypeError, KeyError, ValueError):
+        return ""
 
 
 class InfoMixin:
