@@ -217,3 +217,17 @@ def test_discord_models_shows_the_style_figures():
     assert describe_card(card).endswith("style 62% attributed to its author (real text 96%), copies 18 chars "
                                         "(median longest)")
     assert describe_card({"name": "x", "version": 1, "style": "junk"}) == "**x** v1"  # a card edited into junk
+
+
+def test_eval_style_alone_reports_originality_and_says_why_there_is_no_attribution(tiny_copy, capsys):
+    from generator.corpora.corpus import remove_corpus
+
+    remove_corpus("other")
+    assert run(["eval", tiny_copy, "--style", "--prompts", "2", "--length", "60"]) == 0  # the table
+    captured = capsys.readouterr()
+    assert "copied" in captured.out and "no other corpus of its language" in captured.err
+    assert run(["eval", tiny_copy, "--style", "--prompts", "2", "--length", "60", "--json"]) == 0
+    (rep,) = json.loads(capsys.readouterr().out)["reports"]
+    assert rep["generated"]["accuracy"] is None and rep["ratio"] is None and rep["note"]
+    assert rep["generated"]["own_judge_bpc"] > 0 and rep["generated"]["longest_copied_max"] >= 0
+    assert registry.read_card(*registry.resolve(tiny_copy))["style"]["accuracy"] is None

@@ -193,19 +193,26 @@ def _style(model, prompts, length, sweep, among, force, setting, json_out) -> No
         return
     first = out["reports"][0]
     varied = sorted({k for r in out["reports"] for k, v in r["settings"].items() if v != first["settings"][k]})
-    t = Table(*(varied or ["settings"]), "accuracy", "ceiling", "ratio", "margin bits/char", "copied median",
-              "copied max", "8-gram share", title=f"{out['model']}: {first['prompts']} × {first['length']} chars, "
-              f"judged among {', '.join(first['panel'])}")
+    t = Table(*(varied or ["settings"]), "accuracy", "ceiling", "ratio", "margin bits/char", "own judge bits/char",
+              "copied median", "copied max", "8-gram share", title=f"{out['model']}: {first['prompts']} × "
+              f"{first['length']} chars, judged among {', '.join(first['panel'])}")
+
+    def pct(x):
+        return "–" if x is None else f"{x:.0%}"
+
     for r in out["reports"]:
         g, real = r["generated"], r["real"]
         keys = [str(r["settings"][k]) for k in varied] or [", ".join(f"{k} {v}" for k, v in r["settings"].items()
                                                                    if k in ("temperature", "top_p", "top_k", "min_p"))]
-        t.add_row(*keys, f"{g['accuracy']:.0%}", f"{real['accuracy']:.0%}",
-                  "–" if r["ratio"] is None else f"{r['ratio']:.2f}", f"{g['margin_bits']:+.3f}",
+        t.add_row(*keys, pct(g["accuracy"]), pct(real["accuracy"]), "–" if r["ratio"] is None else f"{r['ratio']:.2f}",
+                  "–" if g["margin_bits"] is None else f"{g['margin_bits']:+.3f}",
+                  f"{g['own_judge_bpc']:.3f} (real {real['own_judge_bpc']:.3f})",
                   f"{g['longest_copied_median']:g}", f"{g['longest_copied_max']}", f"{g['copied_share_median']:.1%}")
     console.print(t)
     console.print(f"real held-out passages: longest copied span median {first['real']['longest_copied_median']:g}, "
                   f"max {first['real']['longest_copied_max']} chars (chance overlap)")
+    if first.get("note"):
+        err.print(f"[yellow]note:[/] {first['note']}", highlight=False, soft_wrap=True)
     if sweep:
         best = out["style"].get("defaults")
         console.print(f"best: {', '.join(f'{k}={v}' for k, v in best.items())} (kept in the card: the model's default)"

@@ -32,6 +32,8 @@ from .originality import originality
 
 PROMPTS, LENGTH, PROMPT_CHARS = 50, 400, 300
 ORIGINAL_SPAN = 30  # a median longest copied span under this many characters counts as its own text
+NO_PANEL = ("no other corpus of its language is registered, so nothing to attribute among: register some "
+            "(`ghostwrite corpus get austen-novels`, `ghostwrite corpus add NAME FILE`) or name them with --among")
 
 
 def model_corpus(card: dict):
@@ -52,10 +54,7 @@ def model_panel(card: dict, among: Sequence[str] | None = None, force: bool = Fa
         names = [n.strip() for n in among if n.strip() and n.strip() != own.name]
     else:
         names = [i.name for i in list_corpora() if i.name != own.name and i.lang == own.lang]
-    if not names:
-        raise GhostwriteError(f"a style report compares {own.name!r} with other corpora of its language "
-                              f"({own.lang or 'unknown'}) and none is registered: add one or name some with --among")
-    out = [own, *attribution.candidates(list(dict.fromkeys(names)))]
+    out = [own, *attribution.candidates(list(dict.fromkeys(names)))]  # alone: no attribution (see NO_PANEL)
     attribution.check_languages(out, force)
     return out
 
@@ -73,17 +72,22 @@ def prompts_for(card: dict, n: int, length: int, prompt_chars: int = PROMPT_CHAR
 
 
 def _summary(passages: list[str], panel, index, own: str) -> dict:
-    hits, margins, longest, shares = 0, [], [], []
+    hits, margins, longest, shares, own_bpc = 0, [], [], [], []
     for text in passages:
         bpc = {c.name: c.judge().bits_per_char(text) for c in panel}
-        other = min(v for k, v in bpc.items() if k != own)
-        margins.append(other - bpc[own])
-        hits += bpc[own] < other
+        own_bpc.append(bpc[own])
+        if len(panel) > 1:
+            other = min(v for k, v in bpc.items() if k != own)
+            margins.append(other - bpc[own])
+            hits += bpc[own] < other
         o = originality(index, text, panel[0].lang)
         longest.append(o.longest_copied)
         shares.append(o.copied_share)
     n = max(len(passages), 1)
-    return {"passages": len(passages), "accuracy": hits / n, "margin_bits": statistics.fmean(margins) if margins else 0.0,
+    alone = len(panel) < 2
+    return {"passages": len(passages), "accuracy": None if alone else hits / n,
+            "margin_bits": None if alone or not margins else statistics.fmean(margins),
+            "own_judge_bpc": statistics.fmean(own_bpc) if own_bpc else None,
             "longest_copied_median": statistics.median(longest) if longest else 0,
             "longest_copied_max": max(longest, default=0),
             "copied_share_median": statistics.median(shares) if shares else 0.0,
@@ -115,24 +119,30 @@ def style_report(lm, *, prompts: int = PROMPTS, length: int = LENGTH, settings: 
     return {"model": lm.spec, "corpus": own.name, "panel": [c.name for c in panel], "prompts": len(pairs),
             "length": length, "prompt_chars": prompt_chars, "settings": shown, "generated": gen, "real": real,
             "ratio": gen["accuracy"] / real["accuracy"] if real["accuracy"] else None,
+            "note": NO_PANEL if len(panel) < 2 else None,
             "original": gen["longest_copied_median"] < ORIGINAL_SPAN,
             "seconds": round(time.perf_counter() - t0, 2), "samples": written[:3]}
 
 
 def best(reports: Sequence[dict]) -> dict | None:
     """The report whose settings scored best on attribution with originality kept, or None."""
-    kept = [r for r in reports if r["original"]]
+    kept = [r for r in reports if r["original"] and r["generated"]["accuracy"] is not None]
     if not kept:
         return None
     return max(kept, key=lambda r: (r["generated"]["accuracy"], r["generated"]["margin_bits"]))
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
 
 
 def card_figures(report: dict, swept: Sequence[dict] = ()) -> dict:
     """What the model card keeps (`style`): the figures, the settings they were measured with, and — after a
     sweep — the best settings, which generation then uses as this model's defaults."""
     g, r = report["generated"], report["real"]
-    out = {"accuracy": round(g["accuracy"], 4), "margin_bits": round(g["margin_bits"], 4),
-           "ceiling": round(r["accuracy"], 4), "ratio": None if report["ratio"] is None else round(report["ratio"], 4),
+    out = {"accuracy": _round(g["accuracy"]), "margin_bits": _round(g["margin_bits"]), "ceiling": _round(r["accuracy"]),
+           "ratio": _round(report["ratio"]), "own_judge_bpc": _round(g["own_judge_bpc"]),
+           "real_own_judge_bpc": _round(r["own_judge_bpc"]),
            "longest_copied_median": g["longest_copied_median"], "longest_copied_max": g["longest_copied_max"],
            "copied_share_median": round(g["copied_share_median"], 4), "panel": report["panel"],
            "prompts": report["prompts"], "length": report["length"], "settings": report["settings"],
@@ -140,7 +150,7 @@ def card_figures(report: dict, swept: Sequence[dict] = ()) -> dict:
     if swept:
         chosen = best(swept)
         varied = sorted({k for s in swept for k, v in s["settings"].items() if v != swept[0]["settings"][k]})
-        out["sweep"] = [{"settings": {k: s["settings"][k] for k in varied}, "accuracy": round(s["generated"]["accuracy"], 4),
+        out["sweep"] = [{"settings": {k: s["settings"][k] for k in varied}, "accuracy": _round(s["generated"]["accuracy"]),
                          "longest_copied_median": s["generated"]["longest_copied_median"]} for s in swept]
         out["defaults"] = {k: chosen["settings"][k] for k in varied} if chosen else {}
     return out
