@@ -31,8 +31,10 @@ from bot.service import GhostwriteError
 log = logging.getLogger("ghostwrite.discord")
 
 EXTENSION = "bot.discord"
+# read_message_history: /retrain from-channel; create_public_threads: story threads; manage_webhooks: personas
 INVITE_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, send_messages_in_threads=True,
-                                         attach_files=True, read_message_history=True)
+                                         attach_files=True, read_message_history=True, create_public_threads=True,
+                                         manage_webhooks=True)
 
 
 MAX_SHARDS = 10_000
@@ -190,9 +192,10 @@ def bot_command(
                                         help="With --sync: only this server (instant)."),
     prefix: str = typer.Option("!", "--prefix", help="Prefix for text commands (mentioning the bot works too)."),
     shards: Optional[int] = typer.Option(None, "--shard-count", "--shards", min=0, max=MAX_SHARDS,
+                                         envvar="GHOSTWRITE_SHARD_COUNT",
                                          help="Shards over every process; 0 = Discord's recommendation "
                                               "(default: one connection)."),
-    shard_ids: Optional[str] = typer.Option(None, "--shard-ids", help="The shards this process runs, e.g. 0,1 "
+    shard_ids: Optional[str] = typer.Option(None, "--shard-ids", envvar="GHOSTWRITE_SHARD_IDS", help="The shards this process runs, e.g. 0,1 "
                                             "(with --shard-count; other processes on the same database run "
                                             "the rest and share settings, stories, cooldowns and the training "
                                             "lock)."),

@@ -87,7 +87,8 @@ async def test_login_sync_and_gateway(live):
     sync = f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands"
     assert ("PUT", sync) in calls
     synced = sorted(c["name"] for c in live.server.commands[str(GUILD_ID)])
-    assert synced == ["continue", "forget", "history", "models", "retrain", "settings", "story"]
+    assert synced == ["continue", "forget", "history", "ignoreme", "models", "mydata", "optin", "retrain", "settings",
+                      "story"]
     assert live.server.identify_payload["token"] == TOKEN
     assert live.server.identify_payload["intents"] & (1 << 15)  # message content
 
@@ -199,4 +200,4 @@ async def test_sigterm_drains_and_stores_the_interrupted_generation(live):
     assert all(g.status != "running" for g in live.generations())
     log = live.log()
     assert TOKEN not in log and "shutting down" in log
-    assert "scope=bot+applications.commands&permissions=274878008320" in log  # the invite link it prints
+    assert "scope=bot+applications.commands&permissions=309774617600" in log  # the invite link it prints
