@@ -128,6 +128,66 @@ def concurrency_round(svc, n: int, n_tokens: int, seed0: int) -> dict:
     return {"tokens": sum(toks), "wall_s": wall, "agg_tok_s": sum(toks) / wall, "first_token_s": firsts}
 
 
+def engine_round(lm, n: int, n_tokens: int, seed0: int) -> dict:
+    """`concurrency_round` without the service: n threads read lm.serve() directly (no door, no store)."""
+    barrier = threading.Barrier(n + 1)
+    firsts, ends, toks = [None] * n, [None] * n, [0] * n
+
+    def work(i):
+        barrier.wait()
+        t0 = time.perf_counter()
+        g = lm.serve(PROMPTS[i % len(PROMPTS)], settings(n_tokens, seed0 + i))
+        for _piece in g:
+            if firsts[i] is None:
+                firsts[i] = time.perf_counter() - t0
+        ends[i] = time.perf_counter()
+        toks[i] = g.tokens_out
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = max(ends) - start
+    return {"tokens": sum(toks), "wall_s": wall, "agg_tok_s": sum(toks) / wall, "first_token_s": firsts}
+
+
+def service_vs_engine(lm, n: int, rounds: int, n_tokens: int, home) -> dict:
+    """Issue 14 item 2: n concurrent requests through the service (rows stored) against the batching
+    engine alone, rounds interleaved (engine, service, service, engine, ...) so load hits both alike."""
+    from bot.service import ContinuationService
+    from bot.store import Store
+
+    class Service(ContinuationService):
+        def load_model(self, name, version):
+            return lm
+
+    svc = Service(store=Store(f"sqlite:///{home}/bench-generation.db"))
+    concurrency_round(svc, 2, 20, 0)  # warm: engine thread, store, SQLite
+    engine_round(lm, 2, 20, 0)
+    eng, ser = [], []
+    for r in range(rounds):
+        order = [(eng, lambda s: engine_round(lm, n, n_tokens, s)), (ser, lambda s: concurrency_round(svc, n, n_tokens, s))]
+        for out, fn in (order if r % 2 == 0 else order[::-1]):
+            out.append(fn(1000 * r))
+    svc.close()
+
+    def row(res):
+        firsts = [f for x in res for f in x["first_token_s"]]
+        return {"agg_tok_s_median": round(median([x["agg_tok_s"] for x in res])),
+                "agg_tok_s_min": round(min(x["agg_tok_s"] for x in res)),
+                "first_token_ms_median": round(median(firsts) * 1000, 1),
+                "first_token_ms_p95": round(pct(firsts, 95) * 1000, 1)}
+
+    out = {"concurrent": n, "rounds": rounds, "tokens": n_tokens, "engine_alone": row(eng), "service": row(ser),
+           "ratio_of_medians": round(median([x["agg_tok_s"] for x in ser]) / median([x["agg_tok_s"] for x in eng]), 3),
+           "median_round_ratio": round(median([s["agg_tok_s"] / e["agg_tok_s"] for s, e in zip(ser, eng)]), 3)}
+    print(out, flush=True)
+    return out
+
+
 def concurrency(lm, levels: list[int], rounds: int, n_tokens: int, home) -> list[dict]:
     from bot.service import ContinuationService
     from bot.store import Store
@@ -161,6 +221,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="rounds per concurrency level")
     ap.add_argument("--threads", default="1,2", help="intra-op thread counts to measure")
     ap.add_argument("--quick", action="store_true", help="5 runs, 2 rounds, levels 1/4/16")
+    ap.add_argument("--service-vs-engine", type=int, metavar="ROUNDS", default=0,
+                    help="only the 16-concurrent service-against-engine comparison, this many rounds each "
+                         "(writes generation-service.json)")
+    ap.add_argument("--label", default="current", help="name of the figures in generation-service.json")
     a = ap.parse_args()
     if a.quick:
         a.runs, a.rounds = 5, 2
@@ -169,6 +233,21 @@ def main() -> None:
     print(json.dumps(info), flush=True)
     warnings.simplefilter("ignore")
     import torch
+
+    if a.service_vs_engine:
+        from generator.env import engine_threads
+
+        card = ensure_model("default", ["--max-time", "120"])
+        lm = load_lm("default", engine_threads(), quantize="auto")
+        res = {"machine": info, "model": card["model"], "path": "int8" if lm.int8 else "fp32",
+               **service_vs_engine(lm, 16, a.service_vs_engine, 200, home)}
+        res["machine"]["load_at_end"] = load()
+        path = REPO / "bench" / "results" / "generation-service.json"
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data[a.label] = res
+        data["target"] = "16 concurrent through the service >= 93% of the engine alone, first token p95 <= 150 ms"
+        write_results("generation-service", data)
+        return
 
     cards = {
         "default": ensure_model("default", ["--max-time", "120"]),
@@ -226,6 +305,8 @@ def main() -> None:
         for r in rows:
             r.update(model=name, path="int8" if lm.int8 else "fp32", threads=ENGINE_THREADS)
         out["concurrency"].extend(rows)
+        if name == "default":  # the engine alone against the service, same run (issue 14 item 2)
+            out["service_vs_engine_16"] = service_vs_engine(lm, 16, max(a.rounds, 5), 200, home)
     table("Concurrent requests through the service, 200 tokens each", out["concurrency"],
           ["model", "path", "threads", "concurrent", "agg_tok_s_median", "agg_tok_s_min", "first_token_ms_median",
            "first_token_ms_p95", "first_token_ms_max", "engine_max_batch"])

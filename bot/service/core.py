@@ -16,6 +16,7 @@ from .jobs import JobRunner, Jobs
 from .library import Library
 from .members import Members
 from .records import Records
+from .rows import GroupCommit
 from .style import Style
 
 
@@ -33,6 +34,7 @@ class ContinuationService(Generating, Library, Records, Members, Jobs, Style):
         self._load_lock = threading.Lock()
         self._store_lock = threading.Lock()
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ghostwrite-gen")
+        self._rows = GroupCommit(self._record_batch)  # finished requests' rows, written together
 
     @property
     def store(self):

@@ -156,14 +156,31 @@ class Generating:
             raise GhostwriteError(f"nothing can be stored, so nothing was generated: {e}; and {problem}") from None
 
     def _record(self, fields: dict) -> tuple[int | None, str | None]:
+        """Write one finished generation: with the rows of the requests that finish at the same time, in
+        one transaction (rows.py: group commit), after the spooled ones. Every row gets a request key,
+        so that writing it twice (a spooled row flushed again) stores it once."""
+        fields = {**fields, "request_key": fields.get("request_key") or uuid.uuid4().hex}
+        fields = self.private_fields(fields)  # metadata only: no text to the database or the spool
+        return self._rows.write(fields)
+
+    def _record_batch(self, rows: list[dict]) -> list[tuple[int | None, str | None]]:
+        """Several rows in one transaction; when that fails (a row refused, the database down), each row
+        on its own (`_record_one`), so one bad row neither sinks nor delays the others' fate."""
+        if len(rows) > 1:
+            try:
+                store = self.store
+                self.spool.flush(store)
+                return [(gid, None) for gid in store.record_generations(rows)]
+            except GhostwriteError:
+                pass
+        return [self._record_one(fields) for fields in rows]
+
+    def _record_one(self, fields: dict) -> tuple[int | None, str | None]:
         """Write one finished generation (after the spooled ones). If the database fails, spool it and
-        say why; a row the database refuses for what it holds is set aside, never retried. Every row
-        gets a request key, so that writing it twice (a spooled row flushed again) stores it once."""
+        say why; a row the database refuses for what it holds is set aside, never retried."""
         from bot.store.db import InvalidRecord
         from bot.store.spool import store_row
 
-        fields = {**fields, "request_key": fields.get("request_key") or uuid.uuid4().hex}
-        fields = self.private_fields(fields)  # metadata only: no text to the database or the spool
         spool = self.spool
         try:
             store = self.store

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from bot.store import models as m
 from bot.store import queries
+from bot.store.batch import StoreBatch
 from bot.store.db import DEFAULT_BUSY_TIMEOUT, Database, InvalidRecord, MissingParent, StoreError, migrate
 from bot.store.extras import StoreExtras
 from bot.store.members import StoreMembers
@@ -70,7 +71,7 @@ def _generation_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class Store(StoreExtras, StoreUpkeep, StoreMembers):
+class Store(StoreBatch, StoreExtras, StoreUpkeep, StoreMembers):
     """The ghostwrite database. Safe to share between threads; several processes may use one file."""
 
     def __init__(
