@@ -16,6 +16,10 @@ log = logging.getLogger("ghostwrite.repl")
 BLOCK = '"""'
 
 
+class _NoHistory(Exception):
+    """No history file: the service stores metadata only."""
+
+
 # ---- interactive --------------------------------------------------------------------------------------
 class TerminalInput:
     """prompt_toolkit line editing: history in the data directory, Alt+Enter for a new line, a \"\"\"
@@ -36,11 +40,15 @@ class TerminalInput:
 
         history = InMemoryHistory()
         try:
+            if session.svc.metadata_only():  # GHOSTWRITE_METADATA_ONLY: no prompt text on disk, not even here
+                raise _NoHistory
             with open(history_path, "a", encoding="utf-8"):
                 pass
             history = FileHistory(str(history_path))
         except OSError as e:
             session.hint(f"history is not kept: cannot write {history_path} ({e.strerror or e})")
+        except _NoHistory:
+            pass
         self.prompt_session = PromptSession(history=history, key_bindings=kb, multiline=False,
                                             completer=_Completer(session), complete_while_typing=False,
                                             prompt_continuation=lambda width, n, soft: "... ".rjust(width),
