@@ -11,6 +11,7 @@ the next request without a restart. See docs/architecture.md.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -21,7 +22,7 @@ from generator import registry
 from generator.corpora.corpus import unsurrogate
 from generator.errors import GhostwriteError
 from generator.generation.settings import SETTINGS, SamplingSettings, check_prompt
-from generator.paths import home
+from generator.paths import home, models_dir
 
 from .api import Prepared, Request, Result
 from .bridge import AsyncStream
@@ -58,17 +59,45 @@ class Generating:
 
     _models: dict[tuple[str, int], object]
     _load_lock: threading.Lock
+    _newest: tuple | None  # (the model folders' stamps, the newest model's name)
+    _defaults: dict  # (name, version) -> (the card's stamp, its defaults)
     model_defaults: Callable[[str, int], dict]  # (style.py)
 
     # ---- models -------------------------------------------------------------------------------------
     def resolve(self, spec: str | None) -> tuple[str, int]:
-        spec = spec or self.default_model
-        if not spec:
-            cards = registry.list_models()
-            if not cards:
-                raise GhostwriteError("no models yet: train one with `ghostwrite train CORPUS`")
-            spec = max(cards, key=lambda c: c.get("created", ""))["name"]
+        spec = spec or self.default_model or self._newest_model()
         return registry.resolve(spec)
+
+    def _newest_model(self) -> str:
+        """The most recently created model (no model asked for, no default set). Its cards are read again
+        only when a model folder changed (published, removed): one stat per model instead of every card
+        on every request."""
+        root = models_dir()
+        try:
+            key = tuple(sorted((e.name, e.stat().st_mtime_ns) for e in os.scandir(root) if e.is_dir()))
+        except OSError:
+            key = None
+        cached = self._newest
+        if key is not None and cached is not None and cached[0] == key:
+            return cached[1]
+        cards = registry.list_models()
+        if not cards:
+            raise GhostwriteError("no models yet: train one with `ghostwrite train CORPUS`")
+        name = max(cards, key=lambda c: c.get("created", ""))["name"]
+        self._newest = (key, name)
+        return name
+
+    def _card_defaults(self, name: str, version: int) -> dict:
+        """`model_defaults`, read again only when the card file changed (a style sweep rewrites it)."""
+        path = registry.model_dir(name, version) / "card.json"
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        hit = self._defaults.get((name, version))
+        if stamp is None or hit is None or hit[0] != stamp:
+            hit = self._defaults[(name, version)] = (stamp, self.model_defaults(name, version))
+        return dict(hit[1])
 
     def model(self, spec: str | None):
         """The loaded model for `spec` (newest version unless pinned), loaded once and shared."""
@@ -107,7 +136,7 @@ class Generating:
             return request
         settings = self.validate(request)
         name, version = self.resolve(request.model)
-        defaults = self.model_defaults(name, version)  # the card's best settings (a style sweep's), under the request's
+        defaults = self._card_defaults(name, version)  # the card's best settings (a style sweep's), under the request's
         given = {k for k in request.settings} | {s.name for s in SETTINGS if s.label in request.settings}
         if any(k not in given for k in defaults):
             settings = SamplingSettings.from_dict({**{k: v for k, v in defaults.items() if k not in given},
