@@ -201,6 +201,7 @@ def bot_command(
                                             "lock)."),
 ):
     """Run the Discord bot (slash and prefix commands, streaming continuations, /retrain)."""
+    ids = parse_shard_ids(shard_ids, shards)
     token = read_token(token_file)
     from bot.discord.config import DiscordConfig
 
@@ -211,7 +212,6 @@ def bot_command(
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if guild is not None and not sync:
         raise GhostwriteError("--guild only makes sense with --sync")
-    ids = parse_shard_ids(shard_ids, shards)
     try:
         asyncio.run(run_bot(token, prefix=prefix, sync=sync, guild=guild, shards=shards, shard_ids=ids))
     except KeyboardInterrupt:  # pragma: no cover - the signal handler normally takes Ctrl+C

@@ -7,6 +7,7 @@ restart, then drains and exits on SIGTERM. The rows it wrote are read back from 
 """
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -182,6 +183,33 @@ async def test_retrain_then_hot_swap_without_restart(live, tiny_home):
     final = await live.final_edit(start)
     assert f"-# tiny v{before + 1} · " in final.text
     assert live.generations()[0].model_version == before + 1
+
+
+async def test_privacy_controls(live):
+    """/ignoreme, /mydata and a metadata-only server in the real process."""
+    who = USER_ID + 20
+    _, start = await live.slash("ignoreme", [], user_id=who)
+    await live.server.wait_for_call(lambda c: "no longer read or store" in (c.text or ""), start=start)
+    _, start = await live.slash("continue", [option("prompt", "Hidden"), option("length", 20)], user_id=who)
+    refusal = await live.server.wait_for_call(lambda c: "ignore you" in (c.text or ""), start=start)
+    assert refusal.ephemeral and live.store.list_generations(user_id=who, limit=None) == []
+    _, start = await live.slash("mydata", [], user_id=who)
+    sent = await live.server.wait_for_call(lambda c: bool(c.files), start=start)
+    assert sent.ephemeral and sent.files == [f"ghostwrite-data-{who}.json"]
+    data = json.loads(next(v for k, v in live.server.files.items() if k.endswith(sent.files[0])))
+    assert data["user_id"] == str(who) and data["preferences"][0]["ignored"] is True
+    _, start = await live.slash("settings", [option("key", "metadata_only"), option("value", "on")], subcommand="set",
+                                permissions=ADMIN_PERMISSIONS)
+    await live.server.wait_for_call(lambda c: "metadata_only=True" in (c.text or ""), start=start)
+    _, start = await live.slash("continue", [option("prompt", "Zebrafinch quasar"), option("length", 30)],
+                                user_id=USER_ID + 21)
+    final = await live.final_edit(start)
+    assert "Zebrafinch quasar" in final.text  # shown, not kept
+    (gen,) = live.store.list_generations(user_id=USER_ID + 21, limit=None)
+    assert (gen.prompt, gen.output, gen.tokens_out) == ("", "", gen.tokens_out) and gen.tokens_out > 0
+    _, start = await live.slash("settings", [option("key", "metadata_only"), option("value", "default")],
+                                subcommand="set", permissions=ADMIN_PERMISSIONS)
+    await live.server.wait_for_call(lambda c: "Settings for this server" in (c.text or ""), start=start)
 
 
 async def test_sigterm_drains_and_stores_the_interrupted_generation(live):

@@ -85,6 +85,24 @@ async def test_standalone_bot_shape():
     await bot.close()
 
 
+async def test_shard_ids_run_some_of_the_shards_here():
+    bot = runner.make_bot(shards=4, shard_ids=runner.parse_shard_ids("3,1", 4))
+    assert isinstance(bot, discord.AutoShardedClient) and (bot.shard_count, bot.shard_ids) == (4, [1, 3])
+    assert runner.parse_shard_ids(None, None) is None
+    for text, count, message in (("0", None, "needs --shard-count"), ("0,0", 2, "distinct"), ("2", 2, "from 0 to 1"),
+                                 ("a", 2, "list of numbers"), (",", 2, "distinct")):
+        with pytest.raises(GhostwriteError, match=message):
+            runner.parse_shard_ids(text, count)
+
+
+def test_cli_shard_ids_without_a_count_exits_2(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("GHOSTWRITE_SHARD_COUNT", "GHOSTWRITE_SHARD_IDS")}
+    env["DISCORD_TOKEN"] = "x"
+    proc = subprocess.run([sys.executable, "-m", "bot.discord.runner", "--shard-ids", "0,1"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "needs --shard-count" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_cli_without_a_token_exits_2_without_a_traceback(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
     proc = subprocess.run([sys.executable, "-m", "bot.discord.runner"], env=env, cwd=ROOT,
