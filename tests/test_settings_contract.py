@@ -20,14 +20,26 @@ def ids(settings=SETTINGS):
 NUMERIC = [s for s in SETTINGS if s.type in (int, float)]
 
 
+TEXTS = [s for s in SETTINGS if s.type is str and not s.choices]  # free text and lists of texts
+
+
 def example(s):
     """A value of `s` inside its bounds that is not its default (and not an "off" value)."""
+    if s.many:
+        return ["thee=+2"] if s.item == "bias" else ["THE END"]
+    if s.type is str and not s.choices:
+        return ";:"
     if s.choices:
         return next(c for c in s.choices if c != s.default)
     if s.type is int:
         return (s.low or 0) + 1 if s.default is None else s.default + 1
     lo, hi = s.low, s.high
     return (lo + s.default) / 2 if s.default > lo else (s.default + hi) / 2
+
+
+def typed(s, value):
+    """`value` as typed after /set (a list as `a | b`)."""
+    return " | ".join(value) if s.many else value
 
 
 def edges(s, unit=None):
@@ -62,6 +74,20 @@ def test_every_bound_is_enforced_with_one_line(s):
         assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("s", TEXTS, ids=ids(TEXTS))
+def test_text_settings_refuse_bad_texts_with_one_line(s):
+    bad = [["ok", ""], 7, "x" * 10_000] if s.many else [7, "x" * 10_000]
+    if s.item == "bias":
+        bad += [["thee"], ["thee=lots"], ["=2"], ["thee=+1000"]]
+    for v in bad:
+        with pytest.raises(GhostwriteError, match=f"^{s.name} ") as e:
+            SamplingSettings.from_dict({s.name: v})
+        assert "\n" not in str(e.value)
+    if s.many:  # one text holds several items (the REPL, Discord), \\n is a newline
+        assert getattr(SamplingSettings.from_dict({s.name: "a=1 | b\\n=2"}), s.name) == ["a=1", "b\n=2"]
+        assert getattr(SamplingSettings.from_dict({s.name: ""}), s.name) == []
+
+
 @pytest.mark.parametrize("unit", [u for s in SETTINGS if s.per_unit for u in s.per_unit])
 def test_per_unit_caps(unit):
     (s,) = [s for s in SETTINGS if s.per_unit]
@@ -86,7 +112,7 @@ def test_json_schema_says_the_bounds():
     assert list(props) == ids()
     for s in SETTINGS:
         p = props[s.name]
-        assert p["default"] == s.default
+        assert p["default"] == (list(s.default) if s.many else s.default)
         if s.low is not None:
             assert p["exclusiveMinimum" if s.low_open else "minimum"] == s.low
         if s.high is not None:
@@ -122,7 +148,7 @@ def test_repl_set_bounds_are_the_contract(s):
     from bot.repl import commands
 
     session = make()
-    commands.handle(session, f"/set {s.shown_name} {example(s)}")
+    commands.handle(session, f"/set {s.shown_name} {typed(s, example(s))}")
     out = one_line(session)
     assert session.settings[s.name] == example(s), out
     if s.type not in (int, float):
@@ -147,7 +173,7 @@ def test_repl_sends_every_setting_with_the_prompt():
     session = make(svc)
     values = {s.name: example(s) for s in SETTINGS}
     for s in SETTINGS:
-        commands.handle(session, f"/set {s.shown_name} {values[s.name]}")
+        commands.handle(session, f"/set {s.shown_name} {typed(s, values[s.name])}")
     commands.handle(session, "Once")
     assert {k: svc.requests[-1].settings[k] for k in values} == values
 
@@ -161,7 +187,8 @@ def test_discord_continue_has_every_setting_with_the_contract_bounds():
     params = {p.name: p for p in Ghostwrite.continue_.app_command.parameters}
     for s in SETTINGS:
         p = params[s.name]
-        assert not p.required and f"default {s.word(None) if s.default is None else s.default}" in p.description
+        default = s.word(None) if s.default is None else str(s.default).replace("\n", "\\n")
+        assert not p.required and f"default {'none' if s.many else default}" in p.description
         if s.choices:
             assert [c.value for c in p.choices] == list(s.choices)
             continue
@@ -207,7 +234,9 @@ def test_cli_generate_help_lists_every_setting():
     out = CliRunner().invoke(app, ["generate", "--help"], env={"COLUMNS": "200"}).output
     for s in SETTINGS:
         assert all(flag in out for flag in s.flags), s.name
-        assert s.help in out and (s.default is None or f"[default: {s.default}]" in out), s.name
+        shown = str(s.default).replace("\n", "\\n")
+        assert s.help in out and (s.default is None or s.many or f"[default: {shown}]" in out
+                                   or f"[default: ({shown})]" in out), s.name
 
 
 @pytest.mark.parametrize("s", SETTINGS, ids=ids())
@@ -222,7 +251,15 @@ def test_cli_generate_options_are_the_contract(s):
     def parsed(value):
         return cmd.make_context("generate", ["m", "p", f"{long}={value!s}"]).params[s.name]
 
+    if s.many:  # repeatable
+        args = ["m", "p"] + [f"{long}={v}" for v in example(s) * 2]
+        assert cmd.make_context("generate", args).params[s.name] == example(s) * 2
+        with pytest.raises(BadParameter, match=f"{s.name} must"):
+            parsed("")
+        return
     assert parsed(example(s)) == example(s)
+    if s.type is str and not s.choices:
+        return
     if s.type not in (int, float):
         with pytest.raises(BadParameter, match=f"{s.name} must be one of"):
             parsed("nonsense")
@@ -239,7 +276,8 @@ def test_cli_generate_passes_every_setting_to_the_service(tiny_model, capsys):
     from bot.cli import run
 
     values = {s.name: example(s) for s in SETTINGS}
-    args = ["generate", "tiny", "KING:", "--json"] + [f"{s.flags[0]}={values[s.name]}" for s in SETTINGS]
+    args = ["generate", "tiny", "KING:", "--json"] + [f"{s.flags[0]}={v}" for s in SETTINGS
+                                                     for v in (values[s.name] if s.many else [values[s.name]])]
     assert run(args) == 0, capsys.readouterr().err
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "complete" and {k: out["settings"][k] for k in values} == values

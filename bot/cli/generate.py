@@ -17,6 +17,10 @@ from bot.service import SETTINGS, GhostwriteError, Setting
 
 
 def _help(s: Setting) -> str:
+    if s.many:
+        return f"{s.help}."
+    if s.type is str and not s.choices:
+        return f"{s.help} (\\n: a newline)."
     if s.choices:
         return f"{s.help}: {' | '.join(s.choices)}."
     if s.per_unit:
@@ -37,6 +41,20 @@ def _check(s: Setting) -> Callable[[Any], Any]:
     return check
 
 
+def _annotation(s: Setting) -> Any:
+    if s.many:
+        return list[str]  # repeatable: --stop A --stop B
+    return s.type | None if s.optional else s.type
+
+
+def _shown_default(s: Setting) -> bool | str:
+    if s.many:
+        return False
+    if s.type is str and not s.choices:
+        return s.default.replace("\n", "\\n")
+    return True
+
+
 def setting_options(fn: Callable) -> Callable:
     """Give `fn(..., **settings)` one option per setting of the contract — its flags (--top-k, -t), default,
     help (with the bounds) and a check against the bounds — as typer reads a signature; `fn` gets them as
@@ -45,8 +63,9 @@ def setting_options(fn: Callable) -> Callable:
     own = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
     arguments = [p for p in own if isinstance(p.default, typer.models.ArgumentInfo)]
     options = [inspect.Parameter(s.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                 annotation=s.type | None if s.optional else s.type,
-                                 default=typer.Option(s.default, *s.flags, help=_help(s), callback=_check(s)))
+                                 annotation=_annotation(s),
+                                 default=typer.Option(s.default, *s.flags, help=_help(s), callback=_check(s),
+                                                      show_default=_shown_default(s)))
                for s in SETTINGS]
     # (the settings' options after the arguments, before the command's own: typer passes all by name)
     fn.__signature__ = sig.replace(parameters=arguments + options + own[len(arguments):])  # type: ignore[attr-defined]

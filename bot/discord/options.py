@@ -43,6 +43,10 @@ def option_type(s: Setting) -> typing.Any:
 
 def description(s: Setting) -> str:
     default = s.word(None) if s.default is None else s.default
+    if s.many:  # a list: `a | b` in one text
+        default = "none; several: a | b"
+    elif isinstance(default, str):
+        default = default.replace("\n", "\\n")
     text = f"{s.help}; default {default}"
     return text if len(text) <= DESCRIPTION_MAX else text[: DESCRIPTION_MAX - 1] + "…"
 
@@ -103,6 +107,8 @@ def parse_value(key: str, raw: str) -> typing.Any:
             what = "a whole number" if s.type is int else "a number"
             shown = repr(raw) if len(raw) <= 40 else repr(raw[:37] + "...")
             raise GhostwriteError(f"{key} must be {what}, not {shown}") from None
+    if s is not None and s.type is str and not s.choices:  # stop, ban, bias (`a | b`), DRY's breakers
+        return s.check(raw)
     if s is not None and s.choices and raw.lower() in s.choices:
         return raw.lower()
     return raw

@@ -224,6 +224,10 @@ def set_cmd(s: ReplSession, arg: str) -> None:
         raise GhostwriteError(f"usage: /set {words[0]} VALUE")
     value: object = words[1]
     new = dict(s.settings)
+    if setting.type is str and not setting.choices:  # a text (stop, ban, bias: `a | b`), spaces included
+        text = arg.split(None, 2 if words[0].lower() == "parameter" else 1)[-1]
+        value = [] if setting.many and text.lower() in _NONE_WORDS else text
+        words = words[:2]
     if setting.optional and words[1].lower() in _NONE_WORDS:
         value = None
     elif setting.choices:

@@ -51,9 +51,32 @@ class Batch:
             chunk, self.logits = got
             self._chosen, self._steps = None, k
             return chunk.tolist()
-        tokens = sample_rows(self.logits, procs)  # one token per row, chosen in Python
+        logits, gone = self._steer()
+        tokens = sample_rows(logits, procs)  # one token per row, chosen in Python
         self._chosen, self._steps = tokens, 0
-        return [[t] for t in tokens]
+        return [[] if i in gone else [t] for i, t in enumerate(tokens)]
+
+    def _steer(self) -> tuple[torch.Tensor, set[int]]:
+        """Rows with banned or bias strings (guard.py): a snapshot of each before its choice, then its
+        logits with forbidden tokens out and bias strings in. Returns the logits to choose from and the
+        rows where nothing may be written (they end: `give_up`)."""
+        logits, gone = self.logits, set()
+        steered = [i for i, r in enumerate(self.rows) if getattr(r, "guard", None) is not None and r.guard.steers]
+        if not steered:
+            return logits, gone
+        logits = logits.clone()
+        st = self.state
+        for i in steered:
+            row = self.rows[i]
+            if row.guard.bans:
+                row.remember(self.logits[i], st.z[i], [c[i] for c in st.c])
+            steered_row = row.guard.steer(self.logits[i], row.tokens_out)
+            if steered_row is None:
+                row.give_up()
+                gone.add(i)
+            else:
+                logits[i] = steered_row
+        return logits, gone
 
     def advance(self, keep: list[int]) -> int:
         """Keep the rows at the indices `keep` (in order) and step them past what `choose` gave them;
@@ -75,4 +98,12 @@ class Batch:
         if tokens is None:
             return steps
         self.logits = self.runner.step(torch.tensor(tokens), self.state)
+        for i, row in enumerate(self.rows):  # a banned string: back to the snapshot before it began
+            snap = row.guard.rewind if getattr(row, "guard", None) is not None else None
+            if snap is not None:
+                row.guard.rewind = None
+                self.logits[i] = snap.logits
+                self.state.z[i] = snap.z
+                for c, saved in zip(self.state.c, snap.c):
+                    c[i] = saved
         return 1

@@ -114,7 +114,9 @@ class BatchedGeneration(GenerationRequest):
         with self._cond:
             if self._closed:
                 return False
-            done = False
+            done = self.ended  # (a ban that left nothing to write ends it without a token)
+            if done and (rest := self.tail()):
+                self._pieces.append(rest)
             for token in tokens:  # those after the request's end are dropped
                 piece, done = self.emit(token)
                 if piece:

@@ -35,11 +35,64 @@ def _cell(gates: Tensor, c: Tensor, h_out: Tensor) -> None:
     torch.mul(o, torch.tanh(c), out=h_out)
 
 
-def _choose(logits: Tensor, temps: Tensor, greedy: Tensor, u: Tensor) -> Tensor:
+def _adjust(logits: Tensor, ex: List[Tensor], on: List[bool]) -> Tensor:
+    """The samplers that run before the temperature, row by row, on the raw logits: logit bias, DRY
+    (a penalty on the tokens that would extend a repeat, `_dry_penalty`) and the UTF-8 mask (byte pieces
+    only form valid UTF-8). `ex` holds every row's state side by side (see `Extras`), `on` says which of
+    bias / DRY / UTF-8 any row uses (the others cost nothing)."""
+    if on[0]:
+        logits = logits + ex[0]
+    if on[1]:
+        logits = logits - _dry_penalty(ex[1], ex[2], ex[3], logits.size(1))
+    if on[2]:
+        need, kinds = ex[5], ex[6]
+        cont = (kinds == -1).view(1, -1)
+        allowed = torch.where((need > 0).view(-1, 1), cont, ~cont) & (kinds != 9).view(1, -1)
+        logits = logits.masked_fill(~allowed, float("-inf"))
+    return logits
+
+
+def _dry_penalty(hist: Tensor, match: Tensor, dry: Tensor, V: int) -> Tensor:
+    """DRY: `match[r, q]` is how long the text ending at position q of row r's history repeats the text
+    ending now; the token that followed (`hist[r, q + 1]`) would extend the repeat, so its logit loses
+    multiplier × base^(length − allowed) once the length reaches the allowed one (the largest penalty
+    over its occurrences). dry[r] = (multiplier, base, allowed length); multiplier 0: no penalty."""
+    lens = match[:, :-1].to(torch.float32)
+    allowed = dry[:, 2:3]
+    pen = dry[:, 0:1] * torch.pow(dry[:, 1:2], (lens - allowed).clamp(max=40.0))  # stays finite
+    pen = torch.where(lens >= allowed, pen, torch.zeros_like(pen))
+    out = torch.zeros(hist.size(0), V + 1, dtype=torch.float32)  # column V: the history's padding
+    out.scatter_reduce_(1, hist[:, 1:], pen, "amax")
+    return out[:, :V]
+
+
+def _track(tok: Tensor, ex: List[Tensor], on: List[bool]) -> None:
+    """After each row chose `tok`: DRY's history and repeat lengths (a breaker ends every repeat), and
+    the UTF-8 bytes still expected. In place."""
+    if on[1]:
+        hist, match, brk = ex[1], ex[2], ex[4]
+        col = tok.view(-1, 1)
+        same = (hist[:, 1:] == col) & ~brk.gather(1, col)
+        match[:, :-1] = torch.where(same, match[:, :-1] + 1, torch.zeros_like(same, dtype=torch.long))
+        match[:, -1] = 0
+        hist[:, :-1] = hist[:, 1:].clone()
+        hist[:, -1] = tok
+    if on[2]:
+        need, kinds = ex[5], ex[6]
+        k = kinds.index_select(0, tok)
+        need.copy_(torch.where(k == -1, (need - 1).clamp(min=0), torch.where(k >= 2, k - 1, torch.zeros_like(k))))
+
+
+def _choose(logits: Tensor, temps: Tensor, greedy: Tensor, u: Tensor, minlog: Tensor, min_on: bool) -> Tensor:
     """Inverse-CDF sampling row by row (`sampling._plain`), argmax where `greedy`. Always a token of the
-    vocabulary: a row whose total is NaN (overflowed) takes its most likely token (`sampling._last_live`)."""
+    vocabulary: a row whose total is NaN (overflowed) takes its most likely token (`sampling._last_live`).
+    min-p (`minlog` = ln(min_p) per row, -inf where off) filters the tempered distribution: a token
+    stays when its tempered logit is at least the largest one + ln(min_p)."""
     V = logits.size(1)
-    cdf = torch.softmax(logits / temps, dim=-1).cumsum_(-1)
+    scaled = logits / temps
+    if min_on:
+        scaled = scaled.masked_fill(scaled < scaled.max(dim=1, keepdim=True)[0] + minlog, float("-inf"))
+    cdf = torch.softmax(scaled, dim=-1).cumsum_(-1)
     j = torch.searchsorted(cdf, u.view(-1, 1), right=True).view(-1)
     over = j >= V
     if bool(over.any()):  # u at or above the rounded total: scale it to the total (`_last_live`)
@@ -55,7 +108,8 @@ def _choose(logits: Tensor, temps: Tensor, greedy: Tensor, u: Tensor) -> Tensor:
 
 def _chunk_int8(logits: Tensor, z: Tensor, cs: List[Tensor], table: Tensor,
                 packed: List[torch.classes.quantized.LinearPackedParamsBase], scales: List[float],
-                zeros: List[int], temps: Tensor, greedy: Tensor, us: Tensor, k: int) -> Tuple[Tensor, Tensor]:
+                zeros: List[int], temps: Tensor, greedy: Tensor, us: Tensor, k: int,
+                ex: List[Tensor], on: List[bool]) -> Tuple[Tensor, Tensor]:
     """k tokens for every row: `packed` holds layer 0's W_hh, then each deeper layer's [W_ih | W_hh],
     then the output layer; `us` (k, rows) the uniform numbers. Updates z (every layer's h side by side)
     and cs in place; returns the tokens (rows, k) and the logits after the last one."""
@@ -65,8 +119,9 @@ def _chunk_int8(logits: Tensor, z: Tensor, cs: List[Tensor], table: Tensor,
     out = torch.empty(rows, k, dtype=torch.long)
     op = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32
     for t in range(k):
-        tok = _choose(logits, temps, greedy, us[t])
+        tok = _choose(_adjust(logits, ex, on), temps, greedy, us[t], ex[7], on[3])
         out[:, t] = tok
+        _track(tok, ex, on)
         h0 = z[:, 0:H]
         gates = op(h0, scales[0], zeros[0], packed[0])
         gates += table.index_select(0, tok)
@@ -79,15 +134,17 @@ def _chunk_int8(logits: Tensor, z: Tensor, cs: List[Tensor], table: Tensor,
 
 
 def _chunk_fp32(logits: Tensor, z: Tensor, cs: List[Tensor], table: Tensor, weights: List[Tensor],
-                biases: List[Tensor], temps: Tensor, greedy: Tensor, us: Tensor, k: int) -> Tuple[Tensor, Tensor]:
+                biases: List[Tensor], temps: Tensor, greedy: Tensor, us: Tensor, k: int,
+                ex: List[Tensor], on: List[bool]) -> Tuple[Tensor, Tensor]:
     """`_chunk_int8` with fp32 products: `weights` / `biases` in the same order (a missing bias is empty)."""
     L = len(cs)
     H = cs[0].size(1)
     rows = z.size(0)
     out = torch.empty(rows, k, dtype=torch.long)
     for t in range(k):
-        tok = _choose(logits, temps, greedy, us[t])
+        tok = _choose(_adjust(logits, ex, on), temps, greedy, us[t], ex[7], on[3])
         out[:, t] = tok
+        _track(tok, ex, on)
         h0 = z[:, 0:H]
         gates = torch.mm(h0, weights[0].t())
         gates += table.index_select(0, tok)
@@ -97,6 +154,8 @@ def _chunk_fp32(logits: Tensor, z: Tensor, cs: List[Tensor], table: Tensor, weig
             _cell(gates, cs[l], z[:, l * H:(l + 1) * H])
         logits = torch.addmm(biases[L], z[:, (L - 1) * H:L * H], weights[L].t())
     return out, logits
+
+
 
 
 def enabled() -> bool:

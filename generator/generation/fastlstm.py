@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from ..device import cpu_flags
 from ..model import LSTMLanguageModel
-from . import fastloop
+from . import extras, fastloop
 
 PRIME_CHUNK = 512
 TABLE_LIMIT = 1 << 24  # floats (64 MiB): above this the first layer multiplies embeddings instead
@@ -211,7 +211,11 @@ class FastLSTM(torch.nn.Module):
         temps = torch.cat([p.temp for p in procs]) if len(procs) > 1 else procs[0].temp
         greedy = torch.tensor([p.greedy for p in procs])
         us = torch.tensor([p.uniforms(k) if p.plain else [0.0] * k for p in procs], dtype=torch.float32).t().contiguous()
-        return fn(logits, state.z, state.c, self.table, *self._loop_args, temps, greedy, us, k)
+        rows = [p.extras for p in procs]
+        ex, on = extras.stack(rows)  # min-p, logit bias, DRY, UTF-8: in the loop too
+        got = fn(logits, state.z, state.c, self.table, *self._loop_args, temps, greedy, us, k, ex, on)
+        extras.split(rows, ex, k)
+        return got
 
     def forward(self, idx: torch.Tensor, hidden=None, targets: torch.Tensor | None = None):
         """idx (batch, time) → (logits (batch, time, vocab), (h, c) each (layers, batch, hidden), loss)."""

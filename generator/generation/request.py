@@ -1,14 +1,18 @@
 """One generation request's bookkeeping, the same whichever path steps it (`single.Generation` on the
 caller's thread, `engine.BatchedGeneration` in the batching engine): the prompt and settings checked, the
 seed drawn when none is given, the prompt's tail encoded and the repetition window primed with it, then
-each sampled token decoded as it comes, counted, and the output cut at the exact stop (stopping.py) or at
-the token cap. No torch calls here besides the token choice's own state (sampling.py).
+each sampled token decoded as it comes, counted, and the output cut at the exact stop (stopping.py), at a
+stop string, or at the token cap; banned strings rewind it (guard.py). No torch calls here besides the
+token choice's own state (sampling.py).
 """
 
 from __future__ import annotations
 
+import copy
 import secrets
 
+from .extras import token_bias
+from .guard import Guard, Snapshot
 from .sampling import LogitsProcessor
 from .settings import CONTEXT_CHARS, SamplingSettings, check_prompt  # (how much of a prompt primes the state)
 from .stopping import StopRule, token_cap
@@ -36,12 +40,24 @@ class GenerationRequest:
         ids = tokenizer.encode(prompt[-CONTEXT_CHARS:] or "\n") or [tokenizer.unk_id]
         self.ids = ids
         self.tokens_in = len(ids)
-        self.proc = LogitsProcessor(settings, tokenizer.vocab_size, banned=tokenizer.unk_id, logprobs=logprobs)
+        self.proc = LogitsProcessor(settings, tokenizer.vocab_size, banned=tokenizer.unk_id, logprobs=logprobs,
+                                    tokenizer=tokenizer)
+        self.proc.extras.bias, bias_strings = token_bias(tokenizer, settings.bias)
+        self.proc.extras.prime(ids)
+        self.guard: Guard | None = None
+        if settings.stop or settings.ban or bias_strings:
+            self.guard = Guard(tokenizer, settings.stop, settings.ban, bias_strings)
+            if self.guard.steers:
+                self.proc.in_python()
+        self.ended = False  # ended without a token to emit (a ban left nothing to write)
+        self._sent = 0  # characters handed to the reader (the rest may still be a stop or banned string)
+        self._scanned = 0  # characters searched for stop and banned strings
+        self._token_at: dict[int, int] = {}  # position → token, for the rewind's forbid
         # logprobs > 0: one entry per token, (its text, its log-probability, [(alternative, log-prob)...])
         self.logprobs: list[tuple[str, float, list[tuple[str, float]]]] | None = [] if logprobs else None
         self._tokenizer = tokenizer
         for t in ids[-self.proc.window:]:
-            self.proc.observe(t)
+            self.proc.count(t)
         self._stop = StopRule(settings.unit, settings.length)
         self._decoder = tokenizer.stream_decoder()
         self._cap = token_cap(settings)
@@ -62,6 +78,8 @@ class GenerationRequest:
         return piece, done
 
     def _emit(self, token: int) -> tuple[str, bool]:
+        if self.guard is not None:
+            return self._guarded(token)
         self.proc.observe(token)
         self.tokens_out += 1
         n = self.tokens_out
@@ -80,3 +98,75 @@ class GenerationRequest:
         if last:
             self.finish_reason = "length"
         return piece, last
+
+    # ---- stop strings, banned strings, bias strings (guard.py) ------------------------------------------
+    def _guarded(self, token: int) -> tuple[str, bool]:
+        """`_emit` with a guard: the text ends before a stop string; a banned string rewinds the request
+        (nothing is handed over then); text that may still begin either is held back."""
+        g = self.guard
+        assert g is not None
+        if g.steers:
+            self._token_at[self.tokens_out] = token
+            g.recent.append(token)
+        self.proc.observe(token)
+        self.tokens_out += 1
+        n = self.tokens_out
+        last = n >= self._cap or (self._by_tokens and n >= self.settings.length)
+        piece = self._decoder.feed(token) + (self._decoder.flush() if last else "")
+        self.text += piece
+        if g.bans and (at := g.find_ban(self.text, self._scanned)) is not None:
+            self._restore(g.rewind_to(at, self._token_at))
+            return "", False
+        end, reason = None, None
+        if g.stops and (at := g.find_stop(self.text, self._scanned)) is not None:
+            end, reason = at, "stop"
+        self._scanned = len(self.text)
+        cut = self._stop.feed(self.text) if piece else None
+        if cut is not None and (end is None or cut < end):
+            end, reason = cut, "length"
+        if end is None and last:
+            end, reason = len(self.text), "length"
+        if end is not None:
+            self.text = self.text[:end]
+            self.finish_reason = reason
+            out, self._sent = self.text[self._sent:], len(self.text)
+            return out, True
+        safe = len(self.text) - g.held(self.text)
+        if g.bans and safe < len(self.text):  # a rewind goes back a whole token: keep its start too
+            safe = max([s.text_len for s in g.ring if s.text_len <= safe] + [self._sent])
+        out, self._sent = self.text[self._sent:safe], max(self._sent, safe)
+        return out, False
+
+    def _books(self) -> tuple:
+        return self.tokens_out, copy.copy(self._stop), self._scanned
+
+    def remember(self, logits, z, c) -> None:
+        """Before the token at this position is chosen (a row with banned strings): a snapshot to come
+        back to. `logits` (vocab,), `z` and `c` this row's network state (the batch's rows are copied)."""
+        assert self.guard is not None
+        self.guard.remember(Snapshot(self.tokens_out, len(self.text), self._books(), self._decoder.state(),
+                                     (self.proc.state(), self.guard.state()), logits.clone(), z.clone(),
+                                     [x.clone() for x in c]))
+
+    def _restore(self, snap: Snapshot) -> None:
+        self.text = self.text[: snap.text_len]
+        self.tokens_out, stop, self._scanned = snap.books
+        self._stop = copy.copy(stop)
+        self._decoder.restore(snap.decoder)
+        self.proc.restore(snap.proc[0])
+        assert self.guard is not None
+        self.guard.restore(snap.proc[1])
+        for p in [p for p in self._token_at if p >= snap.position]:
+            del self._token_at[p]
+
+    def give_up(self) -> None:
+        """Every token is forbidden here: the text ends (what was held back holds no banned string:
+        `tail` hands it over)."""
+        self.ended = True
+        self.finish_reason = "stop"
+        self.note = "the banned strings left nothing the model could write here, so the text ends early"
+
+    def tail(self) -> str:
+        """What is still held back, handed over once the request ended without a token (`give_up`)."""
+        out, self._sent = self.text[self._sent:], len(self.text)
+        return out

@@ -17,6 +17,8 @@ import math
 
 import torch
 
+from .extras import RowExtras, stack
+from .fastloop import _adjust, _choose
 from .settings import SamplingSettings
 
 # The smallest normal float32: a temperature or penalty below it would round to 0 (or a subnormal) in
@@ -29,7 +31,7 @@ class LogitsProcessor:
     only on its own logits and its own stream."""
 
     def __init__(self, settings: SamplingSettings, vocab_size: int, window: int = 64, banned: int | None = None,
-                 logprobs: int = 0):
+                 logprobs: int = 0, tokenizer=None):
         self.s = settings
         self.banned = banned  # the unknown token: a placeholder for input, never something to write
         self.window = window
@@ -39,8 +41,11 @@ class LogitsProcessor:
         self.generator = torch.Generator().manual_seed(int(settings.seed or 0))
         self._u: list[float] = []
         self.greedy = settings.temperature == 0 and self.counts is None
+        # plain: chosen by the compiled loop's arithmetic (temperature, min-p, logit bias, DRY, UTF-8);
+        # top-k, top-p and the repetition penalty are chosen in Python (`choose`)
         self.plain = settings.temperature > 0 and self.counts is None and not (
-            settings.top_k and settings.top_k < vocab_size) and settings.top_p >= 1.0 and not settings.min_p
+            settings.top_k and settings.top_k < vocab_size) and settings.top_p >= 1.0
+        self.extras = RowExtras(settings, tokenizer, vocab_size)
         self.temp = torch.tensor([[max(settings.temperature, TINY) if settings.temperature else 1.0]])
         self.penalty = max(settings.repetition_penalty, TINY)
         self.temp1 = self.temp.view(1)
@@ -50,6 +55,16 @@ class LogitsProcessor:
         self.noted: tuple[float, list[tuple[int, float]]] | None = None
         if logprobs:
             self.plain = self.greedy = False
+
+    def state(self) -> tuple:
+        """What a rewind (a banned string) restores: the penalty's window, DRY's and UTF-8's state."""
+        return list(self.recent), None if self.counts is None else self.counts.clone(), self.extras.snapshot()
+
+    def restore(self, state: tuple) -> None:
+        self.recent = list(state[0])
+        if self.counts is not None:
+            self.counts.copy_(state[1])
+        self.extras.restore(state[2])
 
     def uniform(self) -> float:
         if not self._u:
@@ -61,7 +76,17 @@ class LogitsProcessor:
         """The next k numbers of `uniform()`, in order."""
         return [self.uniform() for _ in range(k)]
 
+    def in_python(self) -> None:
+        """This row is chosen in Python from now on (banned strings rewind it; a longer bias string
+        changes its logits by what it wrote)."""
+        self.plain = self.greedy = False
+
     def observe(self, token: int) -> None:
+        self.extras.track(token)
+        self.count(token)
+
+    def count(self, token: int) -> None:
+        """The repetition penalty's window (the prompt's tail primes it)."""
         if self.counts is None:
             return
         self.recent.append(token)
@@ -88,6 +113,9 @@ class LogitsProcessor:
     def choose(self, row: torch.Tensor) -> int:
         """The general path for one row (already masked): penalty, temperature, top-k, top-p, min-p."""
         s = self.s
+        if self.extras.active:
+            ex, on = self.extras.parts()
+            row = _adjust(row.view(1, -1), ex, on).view(-1)
         logits = row
         if self.counts is not None:
             seen = self.counts > 0
@@ -131,6 +159,8 @@ def sample_rows(logits: torch.Tensor, procs: list[LogitsProcessor]) -> list[int]
     one argmax; the others take `LogitsProcessor.choose`. Every one of these is computed row by row,
     so the result for a row is the same whatever the other rows are."""
     n = len(procs)
+    if any(p.extras.active and (p.plain or p.greedy) for p in procs):
+        return _with_extras(logits, procs)
     if n == 1:
         p = procs[0]
         if p.plain:  # the same arithmetic as _plain, on one row: six small ops
@@ -158,6 +188,27 @@ def sample_rows(logits: torch.Tensor, procs: list[LogitsProcessor]) -> list[int]
         for i, p in enumerate(procs):
             if out[i] is None:
                 out[i] = p.pick(logits[i])
+    return out  # type: ignore[return-value]
+
+
+def _with_extras(logits: torch.Tensor, procs: list[LogitsProcessor]) -> list[int]:
+    """`sample_rows` where a plain or greedy row uses min-p, a logit bias, DRY or the UTF-8 mask: those
+    rows together through the compiled loop's own functions (fastloop._adjust, _choose), the others
+    by `pick`."""
+    n = len(procs)
+    fast = [i for i, p in enumerate(procs) if p.plain or p.greedy]
+    out: list[int | None] = [None] * n
+    rows = logits if len(fast) == n else logits.index_select(0, torch.tensor(fast))
+    ps = [procs[i] for i in fast]
+    ex, on = stack([p.extras for p in ps])
+    temps = torch.cat([p.temp for p in ps]) if len(ps) > 1 else ps[0].temp
+    greedy = torch.tensor([p.greedy for p in ps])
+    us = torch.tensor([p.uniform() if p.plain else 0.0 for p in ps], dtype=torch.float32)
+    for i, t in zip(fast, _choose(_adjust(rows, ex, on), temps, greedy, us, ex[7], on[3]).tolist()):
+        out[i] = t
+    for i, p in enumerate(procs):
+        if out[i] is None:
+            out[i] = p.pick(logits[i])
     return out  # type: ignore[return-value]
 
 

@@ -53,6 +53,8 @@ class Setting:
     line: str | None = None  # the REPL's settings line: a format of (value, **settings); None: not shown
     footer: str | None = None  # the Discord footer's piece, the same way; not shown for None or an "off" value
     server: bool = True  # may be a server/channel default (/settings) and is kept by the Retry button
+    many: bool = False  # a list of texts (`type` is str): repeatable on the CLI, `a | b` as one text elsewhere
+    item: str = ""  # a list item's form: "" any non-empty text, "bias" TEXT=NUMBER
 
     @property
     def shown_name(self) -> str:
@@ -108,6 +110,13 @@ class Setting:
         `unit`'s); a bad value raises GhostwriteError with one line."""
         if value is None and self.optional:
             return None
+        if self.many:
+            return self._check_list(value)
+        if self.type is str and not self.choices:
+            if not isinstance(value, str) or len(value) > MAX_ITEM_CHARS:
+                raise GhostwriteError(f"{self.name} must be a text of at most {MAX_ITEM_CHARS} characters, "
+                                      f"got {_shown(value)}")
+            return unescape(value)
         if self.choices:
             if value not in self.choices:
                 raise GhostwriteError(f"{self.name} must be one of {', '.join(self.choices)}, got {_shown(value)}")
@@ -128,12 +137,35 @@ class Setting:
             raise GhostwriteError(f"{self.name} must be {self.bounds_text(unit)}{note}, got {_num(v)}")
         return v
 
+    def _check_list(self, value: Any) -> list[str]:
+        """A list setting's value: a list of texts, or one text of items separated by ` | ` (the REPL and
+        Discord), each with `\\n` for a newline; every item non-empty, at most MAX_ITEMS of them."""
+        if isinstance(value, str):
+            value = [v for v in (x.strip(" ") for x in value.split(" | ")) if v] if value.strip() else []
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise GhostwriteError(f"{self.name} must be a list of texts, got {_shown(value)}")
+        items = [unescape(v) for v in value]
+        if any(not v for v in items):
+            raise GhostwriteError(f"{self.name} must not hold an empty text")
+        if len(items) > MAX_ITEMS or any(len(v) > MAX_ITEM_CHARS for v in items):
+            raise GhostwriteError(f"{self.name} takes at most {MAX_ITEMS} texts of at most {MAX_ITEM_CHARS} "
+                                  f"characters, got {len(items)}")
+        if self.item == "bias":
+            for v in items:
+                parse_bias(v)
+        return items
+
     def show(self, template: str | None, values: Mapping[str, Any]) -> str | None:
         """This setting's piece of a settings line: `template` formatted with its value (a word such as
         `random` standing for None) and the other settings, then what a special value means: `(greedy)`."""
         if template is None:
             return None
         v = values.get(self.name, self.default)
+        if self.many or (self.type is str and not self.choices):
+            if not v or v == self.default:
+                return None
+            items = [v] if isinstance(v, str) else list(v)
+            return template.format(" | ".join(x.encode("unicode_escape").decode("ascii") for x in items))
         if v is None:
             return f"{self.shown_name} {self.word(None) or 'none'}"
         try:
@@ -143,6 +175,28 @@ class Setting:
             return f"{self.shown_name} {_shown(v)}"
         word = self.word(v)
         return f"{text} ({word})" if word else text
+
+
+MAX_ITEMS, MAX_ITEM_CHARS = 32, 200  # a list setting's items (stop, ban, bias) and any text setting
+
+
+def unescape(text: str) -> str:
+    """`\\n` and `\\t` typed in a text setting (a stop string, DRY's breakers) made the characters."""
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def parse_bias(item: str) -> tuple[str, float]:
+    """`thee=+2` → ("thee", 2.0): a text and what to add to its logit (between -100 and 100)."""
+    text, eq, num = item.rpartition("=")
+    try:
+        if not eq or not text:
+            raise ValueError
+        value = float(num)
+        if not -100 <= value <= 100:
+            raise ValueError
+    except ValueError:
+        raise GhostwriteError(f"bias must be TEXT=NUMBER with NUMBER between -100 and 100, got {_shown(item)}") from None
+    return text, value
 
 
 def _num(x: Any) -> str:
@@ -171,6 +225,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("repetition_penalty", float, 1.0, "Above 1 makes the recent tokens less likely again (1 = off)",
             low=0, high=10, low_open=True, meaning={1: "off"}, label="penalty", aliases=("rep",),
             line="penalty {:g}", footer="penalty {:g}"),
+    Setting("dry_multiplier", float, 0.0, "DRY: how hard to push away from repeating a passage (0 = off)",
+            low=0, high=5, meaning={0: "off"}, aliases=("dry",), line="dry {:g}", footer="dry {:g}"),
+    Setting("dry_base", float, 1.75, "DRY: how fast its penalty grows with the repeat's length",
+            low=1, high=4, low_open=True, aliases=("dry-base",), line=None),
+    Setting("dry_allowed_length", int, 2, "DRY: the longest repeat left alone (in tokens; characters for char)",
+            low=1, high=50, aliases=("dry-allowed",), line=None),
+    Setting("dry_breakers", str, "\n.!?。！？", "DRY: characters a repeat does not run across",
+            aliases=("breakers",), line="breakers {}"),
+    Setting("stop", str, [], "End the text before this string (repeatable)", many=True,
+            line="stop {}", server=True),
+    Setting("ban", str, [], "Never write this string (repeatable)", many=True, line="ban {}"),
+    Setting("bias", str, [], "Make a token or string likelier: TEXT=NUMBER, e.g. thee=+2 (repeatable)",
+            many=True, item="bias", line="bias {}"),
     Setting("seed", int, None, "Same seed and settings → same text",
             low=0, high=2**63 - 1, optional=True, meaning={None: "random"}, line="seed {}", server=False),
 )
@@ -199,7 +266,8 @@ class SamplingSettings:
         if unknown:
             raise GhostwriteError(f"unknown sampling setting {unknown[0]!r} (settings: {', '.join(sorted(BY_NAME))})")
         for s in SETTINGS:
-            object.__setattr__(self, s.name, values.get(s.name, s.default))
+            v = values.get(s.name, s.default)
+            object.__setattr__(self, s.name, list(v) if s.many and isinstance(v, (list, tuple)) else v)
 
     def __getattr__(self, name: str) -> Any:  # (only for a missing name: tells type checkers the fields are Any)
         raise AttributeError(name)
@@ -262,6 +330,11 @@ def json_schema() -> dict:
         p: dict[str, Any] = {"description": s.help, "default": s.default}
         if s.choices:
             p["type"], p["enum"] = "string", list(s.choices)
+        elif s.many:
+            p["type"], p["items"], p["default"] = "array", {"type": "string", "minLength": 1}, []
+            p["maxItems"] = MAX_ITEMS
+        elif s.type is str:
+            p["type"], p["maxLength"] = "string", MAX_ITEM_CHARS
         else:
             p["type"] = "integer" if s.type is int else "number"
             if s.low is not None:

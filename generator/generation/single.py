@@ -48,5 +48,9 @@ class Generation(GenerationRequest):
                     yield piece
                 if done:
                     return
+            if self.ended:  # a ban left nothing to write here (guard.py)
+                if rest := self.tail():
+                    yield rest
+                return
             batch.advance([0])
             k = CHUNK

@@ -72,6 +72,13 @@ class StreamDecoder:
     def flush(self) -> str:
         return ""
 
+    def state(self) -> object:
+        """What `restore` needs to go back to this point (a banned string's rewind)."""
+        return None
+
+    def restore(self, state: object) -> None:
+        pass
+
 
 class Tokenizer(ABC):
     kind: ClassVar[str]
@@ -126,6 +133,10 @@ class Tokenizer(ABC):
     @classmethod
     @abstractmethod
     def from_dict(cls, d: dict[str, Any]) -> Tokenizer: ...
+
+    def byte_values(self) -> list[int | None] | None:
+        """Per token, the byte a byte piece stands for (None for the others); None without byte pieces."""
+        return None
 
     def byte_piece_shares(self, ids: np.ndarray, n_chars: int) -> dict[str, float]:
         """For a tokenizer with byte pieces (sp): how much of an encoded text they spell, as shares of its

@@ -172,6 +172,9 @@ class SentencePieceTokenizer(Tokenizer):
         self._mark_ids = [byte_ids[b] for b in SPACE_MARK.encode("utf-8")]
         self._threads = max(1, min(4, os.cpu_count() or 1))
 
+    def byte_values(self) -> list[int | None]:
+        return [v if isinstance(v, int) else None for v in self._table]
+
     # --- training ------------------------------------------------------------------------------
     @classmethod
     def train(
@@ -331,6 +334,13 @@ class _SPStreamDecoder(StreamDecoder):
             self._held = True
             return self._dec.decode(bytes([v]))
         return self.flush() + v
+
+    def state(self) -> object:
+        return self._dec.getstate(), self._held
+
+    def restore(self, state: object) -> None:
+        dec, self._held = state  # type: ignore[misc]
+        self._dec.setstate(dec)
 
     def flush(self) -> str:
         if not self._held:

@@ -200,12 +200,12 @@ async def test_model_option_autocompletes_from_the_cached_list(harness, slash_bo
 
 async def test_every_setting_of_the_contract_is_a_continue_option_and_in_the_footer(harness, store):
     """/continue has an option per setting of the contract (min_p included, added there only)."""
-    from test_settings_contract import example
+    from test_settings_contract import example, typed
 
     from bot.service import SETTINGS
 
     values = {s.name: example(s) for s in SETTINGS}
-    await harness.slash("continue", prompt="Every", **values)
+    await harness.slash("continue", prompt="Every", **{s.name: typed(s, values[s.name]) for s in SETTINGS})
     (gen,) = rows(store)
     assert gen.status == "complete" and {k: gen.params[k] for k in values} == values
     footer = harness.replies()[-1].text.splitlines()[-1]
@@ -214,13 +214,14 @@ async def test_every_setting_of_the_contract_is_a_continue_option_and_in_the_foo
 
 
 async def test_every_server_setting_is_a_settings_key(harness, store):
-    from test_settings_contract import example
+    from test_settings_contract import example, typed
 
-    from bot.service import SETTINGS
+    from bot.service import SETTINGS, lookup_setting
 
     values = {s.name: example(s) for s in SETTINGS if s.server}
     for key, value in values.items():
-        await harness.slash("settings", subcommand="set", key=key, value=str(value), permissions=ADMIN_PERMISSIONS)
+        await harness.slash("settings", subcommand="set", key=key, value=str(typed(lookup_setting(key), value)),
+                            permissions=ADMIN_PERMISSIONS)
         assert "Settings for this server" in harness.replies()[-1].text, harness.replies()[-1].text
     assert store.get_settings(GUILD_ID) == values
     await harness.slash("continue", prompt="Defaults")
