@@ -50,7 +50,9 @@ def test_llm_command_streams_and_stores(env):
 def test_llm_python_api_streams_pieces(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setenv("LLM_USER_PATH", str(tmp_path / "llm"))
     model = llm.get_model("ghostwrite/tiny")
-    assert {"temperature", "unit", "length", "top_k", "min_p", "seed"} <= set(model.Options.model_fields)
+    from bot.service import SETTINGS
+
+    assert set(model.Options.model_fields) == {s.name for s in SETTINGS}  # every setting of the contract
     response = model.prompt("ROMEO:", length=300, unit="chars", seed=1)
     pieces = list(response)
     assert len(pieces) >= 2 and len("".join(pieces)) == 300

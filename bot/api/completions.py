@@ -170,6 +170,7 @@ async def _events(head: dict, choices: list[Choice], completion: bodies.Completi
                 continue
             c.delivered += len(item)
             yield chunk(c, item, None, c.logprobs() if completion.logprobs else None)
+        release()  # every generation has ended: the slots are free before the client hears [DONE]
         if completion.include_usage:
             results = [c.stream.result for c in choices if c.stream.result is not None]
             yield event({**head, "choices": [], "usage": _usage(results)})
