@@ -1,8 +1,9 @@
 """The Ghostwrite Cog: continuations on Discord.
 
 One Cog class (`Ghostwrite`) assembled from mixins: this module holds the lifecycle, the shared generation
-path (/continue, mentions, retry/continue buttons, story lines all go through `run_generation`) and
-feedback; `story.py`, `admin.py` (settings, retrain) and `info.py` (models, history, forget) add the rest.
+path (/continue, mentions, retry/continue buttons, story lines all go through `run_generation`);
+`listeners.py` (mentions, story threads, votes), `story.py`, `admin.py` (settings, retrain), `info.py`
+(models, history, forget), `privacy.py` (/ignoreme, /mydata, /optin) and `persona.py` (webhooks) add the rest.
 
 Being a guest in someone else's bot: no tree sync, no global error handlers (only `cog_command_error`), a
 single-worker executor of its own for blocking calls (store reads/writes, file handling), background tasks
@@ -16,7 +17,6 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
-import re
 import threading
 import time
 import typing
@@ -26,15 +26,16 @@ from discord import app_commands
 
 from bot.discord import render
 from bot.discord.admin import RetrainMixin, SettingsMixin
-from bot.discord.compat import RED, commands
+from bot.discord.compat import commands
 from bot.discord.config import DiscordConfig
 from bot.discord.errors import Refused, error_text
 from bot.discord.info import InfoMixin
 from bot.discord.limits import Busy, GenerationGate, OnCooldown, UserCooldown
+from bot.discord.listeners import ListenersMixin
 from bot.discord.options import SAMPLING_KEYS, with_settings
 from bot.discord.persona import Personas
 from bot.discord.privacy import Ignored, PrivacyMixin
-from bot.discord.replies import InteractionSurface, MessageSurface, StreamingReply, Surface, surface_for
+from bot.discord.replies import InteractionSurface, StreamingReply, Surface, surface_for
 from bot.discord.story import StoryMixin
 from bot.discord.views import GenerationButton, generation_view
 from bot.service import Ghostwrite as Service
@@ -42,15 +43,8 @@ from bot.service import GhostwriteError, Prepared, Request, Result
 
 log = logging.getLogger("ghostwrite.discord")
 
-FEEDBACK = {"👍": 1, "👎": -1}
-_SKIN_TONES = re.compile("[\U0001F3FB-\U0001F3FF]")
-
-
-def feedback_value(emoji: str) -> int | None:
-    return FEEDBACK.get(_SKIN_TONES.sub("", emoji).replace("\ufe0f", ""))
-
-
-class Ghostwrite(PrivacyMixin, SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Cog, name="Ghostwrite"):
+class Ghostwrite(PrivacyMixin, ListenersMixin, SettingsMixin, RetrainMixin, StoryMixin, InfoMixin, commands.Cog,
+                 name="Ghostwrite"):
     """Continue any text in the voice of a trained author."""
 
     def __init__(self, bot: commands.Bot, service: Service | None = None, config: DiscordConfig | None = None):
@@ -355,70 +349,6 @@ class Ghostwrite(PrivacyMixin, SettingsMixin, RetrainMixin, StoryMixin, InfoMixi
             shown = prompt
         await self.run_generation(surface, interaction.user, interaction.guild_id, interaction.channel_id,
                                   prompt, model=gen.model, overrides=settings, parent_id=gen.id, shown=shown)
-
-    # ------------------------------------------------------------------ mentions
-    @commands.Cog.listener()
-    async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or self.closing or self.bot.user is None or self._executor is None:
-            return
-        mentioned = self.bot.user.id in message.raw_mentions  # an explicit @mention, not a reply ping
-        in_thread = isinstance(message.channel, discord.Thread)
-        if not mentioned and not in_thread:
-            return
-        if await self.ignored(message.author.id):
-            return
-        if in_thread and await self.story_message(message, mentioned):
-            return
-        if not mentioned:
-            return
-        if RED and message.guild and await self.bot.cog_disabled_in_guild(self, message.guild):  # pragma: no cover
-            return
-        ctx = await self.bot.get_context(message)
-        if ctx.valid:  # a command that happens to use a mention prefix
-            return
-        text = re.sub(rf"<@!?{self.bot.user.id}>", "", message.content).strip()
-        if not text:
-            return
-        guild_id = message.guild.id if message.guild else None
-        try:
-            home = (message.channel.parent_id or message.channel.id) if in_thread else message.channel.id
-            settings = await self.settings_for(guild_id, home)
-        except Refused:
-            return
-        if settings.get("mentions") is False or (guild_id and not self.channel_allowed(settings, home)):
-            return
-        await self.run_generation(MessageSurface(message), message.author, guild_id, message.channel.id, text,
-                                  settings_channel=home)
-
-    # ------------------------------------------------------------------ feedback
-    @commands.Cog.listener()
-    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
-        await self._vote(payload, add=True)
-
-    @commands.Cog.listener()
-    async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
-        await self._vote(payload, add=False)
-
-    async def _vote(self, payload: discord.RawReactionActionEvent, *, add: bool) -> None:
-        value = feedback_value(str(payload.emoji))
-        me = self.bot.user
-        if value is None or (me is not None and payload.user_id == me.id) or self._executor is None:
-            return
-        if payload.member is not None and payload.member.bot:
-            return
-        if await self.ignored(payload.user_id):
-            return
-        try:
-            gen = await self.io(self.svc.find_by_message, payload.message_id)
-            if gen is None:
-                return
-            emoji = "👍" if value > 0 else "👎"
-            if add:
-                await self.io(self.svc.vote, gen.id, payload.user_id, value, emoji)
-            else:
-                await self.io(self.svc.unvote, gen.id, payload.user_id, emoji)
-        except Exception:
-            log.exception("could not record a reaction on message %s", payload.message_id)
 
     # ------------------------------------------------------------------ errors (this Cog's commands only)
     async def cog_command_error(self, ctx: commands.Context, error: Exception) -> None:
