@@ -16,7 +16,8 @@ import logging
 
 __red_end_user_data_statement__ = (
     "Ghostwrite stores the text you ask it to continue, what it wrote, your user id and name, and your 👍/👎 "
-    "votes, to show your history and improve models. /forget deletes all of it."
+    "votes, to show your history and improve models, and whether you used /ignoreme or /optin. /mydata sends you "
+    "all of it; /forget deletes it (an /ignoreme stays until /ignoreme off). A server may store metadata only."
 )
 
 log = logging.getLogger("ghostwrite.discord")

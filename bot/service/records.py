@@ -40,8 +40,10 @@ class Records:
         return self.store.stats()
 
     def forget(self, user_id: str | int, dry_run: bool = False) -> dict[str, int]:
-        """Delete everything stored about a user (with dry_run: only count it)."""
-        return self.store.forget_user(user_id, dry_run=dry_run)
+        """Delete everything stored about a user (with dry_run: only count it); their opt-ins end too."""
+        counts = self.store.forget_user(user_id, dry_run=dry_run)
+        opt_ins = self.store.withdraw_opt_ins(user_id, dry_run=dry_run)
+        return counts | ({"opt_ins": opt_ins} if opt_ins else {})
 
     # ---- votes and messages -------------------------------------------------------------------------
     def votes(self, generation_id: int) -> list[Feedback]:

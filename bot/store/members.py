@@ -96,6 +96,20 @@ class StoreMembers:
 
         return self._db.write(tx)
 
+    def withdraw_opt_ins(self, user_id: str | int, dry_run: bool = False) -> int:
+        """/forget: the member's opt-ins end everywhere (an /ignoreme stays: it is what they asked for).
+        Returns how many there were."""
+        where = (MemberPrefs.user_id == str(user_id), MemberPrefs.opted_in.is_(True))
+
+        def tx(s: Session) -> int:
+            rows = list(s.scalars(select(MemberPrefs).where(*where)))
+            if not dry_run:
+                for row in rows:
+                    row.opted_in, row.updated_at = False, m.utcnow()
+            return len(rows)
+
+        return self._db.write(tx)
+
     def is_ignored(self, user_id: str | int) -> bool:
         stmt = select(MemberPrefs.ignored).where(MemberPrefs.user_id == str(user_id), MemberPrefs.guild_id == EVERYWHERE)
         return bool(self._db.read(lambda s: s.scalar(stmt)))

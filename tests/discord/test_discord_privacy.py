@@ -156,3 +156,13 @@ async def test_settings_switches(harness, store, value):
 
     await harness.slash("settings", subcommand="set", permissions=ADMIN_PERMISSIONS, key="metadata_only", value=value)
     assert store.get_settings(GUILD_ID).get("metadata_only") is (value == "on")
+
+
+async def test_forget_ends_opt_ins_but_keeps_ignoreme(harness, svc):
+    await harness.slash("optin")
+    assert svc.opted_in(GUILD_ID) == {str(USER_ID)}
+    svc.set_ignored(USER_ID, True)
+    harness.adapter.reset()
+    await harness.slash("forget")
+    assert "1 opt ins" in harness.replies()[-1].text
+    assert svc.opted_in(GUILD_ID) == set() and svc.is_ignored(USER_ID)
