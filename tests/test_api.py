@@ -353,3 +353,41 @@ def test_streamed_choices_each_end_with_their_finish_reason(base, svc):
         ("JULIET:", 4), ("JULIET:", 5), ("ROMEO:", 4), ("ROMEO:", 5)]
     by = {(g.prompt, g.params["seed"]): g.output for g in stored}  # index = prompt × n + i
     assert [texts[i] for i in range(4)] == [by["ROMEO:", 4], by["ROMEO:", 5], by["JULIET:", 4], by["JULIET:", 5]]
+
+
+def test_client_leaving_a_whole_answer_stores_interrupted(base, svc, held):
+    """Not streamed: a client that gives up (a timeout) stops the generation too."""
+    body = {"model": "tiny", "prompt": "ROMEO:", "length": 20_000, "user": "impatient"}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(base + "/v1/completions", json=body, timeout=httpx.Timeout(60, read=1.0))
+    row = wait_for(lambda: [g for g in rows(svc, user_id="impatient") if g.status != "running"])[0]
+    assert row.status == "interrupted" and len(row.output) < 20_000
+
+
+def test_keys_from_the_environment_and_a_file(tmp_path, monkeypatch):
+    from bot.api import load_keys
+    from bot.service import GhostwriteError
+
+    monkeypatch.setenv("GHOSTWRITE_API_KEYS", f"ann:{KEY}, bob:{'b' * 16}")
+    f = tmp_path / "keys"
+    f.write_text(f"# team\ncid:{'c' * 30}\n\n", encoding="utf-8")
+    assert load_keys(str(f)) == {"ann": KEY, "bob": "b" * 16, "cid": "c" * 30}
+    f.write_text(f"ann:{'d' * 20}\n", encoding="utf-8")
+    with pytest.raises(GhostwriteError, match="also in GHOSTWRITE_API_KEYS"):
+        load_keys(str(f))
+    monkeypatch.setenv("GHOSTWRITE_API_KEYS", "justakeywithoutname1234")
+    with pytest.raises(GhostwriteError, match="NAME:KEY"):
+        load_keys(None)
+
+
+def test_cors_is_off_unless_configured(svc, base):
+    pre = {"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"}
+    r = httpx.options(base + "/v1/completions", headers=pre)
+    assert "access-control-allow-origin" not in r.headers
+    from bot.api import ApiConfig
+
+    with running(ApiConfig(cors_origins=("https://elsewhere.example",)), svc) as url:
+        r = httpx.options(url + "/v1/completions", headers=pre)
+        assert r.headers["access-control-allow-origin"] == "https://elsewhere.example"
+        r = httpx.options(url + "/v1/completions", headers={**pre, "Origin": "https://other.example"})
+        assert r.headers.get("access-control-allow-origin") != "https://other.example"

@@ -106,7 +106,7 @@ async def complete(request: Request, who: str | None):
 
         return EventStream(_events(head, choices, completion, release), on_close=release)
     try:
-        results = await asyncio.gather(*(_drain(c) for c in choices))
+        results = await _drain_all(request, choices)
     finally:
         gate.leave(started, len(prepared))
     failed = next((r for r in results if r.status == "error"), None)
@@ -119,6 +119,22 @@ async def complete(request: Request, who: str | None):
         out.append({"text": (c.prompt if c.echo else "") + r.text, "index": c.index, "logprobs": lp,
                     "finish_reason": _finish(r), "generation_id": r.generation_id})
     return JSONResponse({**head, "choices": out, "usage": _usage(results)})
+
+
+async def _drain_all(request: Request, choices: list[Choice]) -> list:
+    """Every choice read to its end; a client that leaves meanwhile stops them (stored interrupted)."""
+    work = asyncio.ensure_future(asyncio.gather(*(_drain(c) for c in choices)))
+    try:
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=0.25)
+            if done:
+                return work.result()
+            if await request.is_disconnected():
+                raise ApiError(499, "the client closed the connection", "client_closed")
+    finally:
+        if not work.done():
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
 
 
 async def _drain(choice: Choice):
