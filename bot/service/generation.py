@@ -252,6 +252,7 @@ class Stream:
         self.svc, self.request, self.cancel = svc, prepared.request, cancel
         self.result: Result | None = None
         self.logprobs: list | None = None  # when the request asks for logprobs: one entry per token (request.py)
+        self.wake_interval: float | None = None  # how often the engine may wake this reader (bridge.py sets it)
         self._t0 = time.monotonic()
         self.settings = prepared.settings  # checked once, by svc.prepare
         self.lm = svc.load_model(prepared.model, prepared.version)
@@ -274,6 +275,8 @@ class Stream:
         # the same text as lm.generate for the same seed
         gen = lm.serve(req.prompt, self.settings, logprobs=req.logprobs)
         self.logprobs = gen.logprobs  # (text, log-probability, alternatives) per token, when asked for
+        if self.wake_interval is not None and hasattr(gen, "wake_interval"):
+            gen.wake_interval = self.wake_interval
         status, error, text = "complete", None, []
         try:
             for piece in gen:

@@ -57,6 +57,7 @@ class BatchedGeneration(GenerationRequest):
         self._waiting = False
         self._first = True
         self._last_wake = 0.0
+        self.wake_interval = engine.flush_interval  # a reader that coalesces itself sets its own (bridge.py)
         self._delivered_chars = 0
         self._delivered_tokens = 0
         self._pending_tokens = 0
@@ -128,7 +129,7 @@ class BatchedGeneration(GenerationRequest):
                 self._ended = True
             if self._waiting and (self._pieces or done):
                 now = time.monotonic()
-                if done or self._first or now - self._last_wake >= self.engine.flush_interval:
+                if done or self._first or now - self._last_wake >= self.wake_interval:
                     self._first = False
                     self._last_wake = now
                     self._cond.notify()
