@@ -299,15 +299,31 @@ def test_stop_strings_end_the_text_with_finish_reason_stop(base, svc):
     assert events[-1]["choices"][0]["finish_reason"] == "stop" and not set(text) & {"a", "e"}
 
 
-def test_ghostwrite_serve_with_workers(tiny_model, tmp_path):
-    """The real command: `ghostwrite serve --workers 2` on a free loopback port answers, then stops."""
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_ghostwrite_serve_with_workers(tiny_model, tmp_path, database):
+    """The real command: `ghostwrite serve --workers 2` on a free loopback port answers concurrent
+    requests, every one stored once (SQLite, and PostgreSQL when reachable), then stops on SIGINT."""
+    import contextlib
     import signal
 
     from apiserver import free_port
+    from pgutil import fresh_schema
 
-    port = free_port()
+    with contextlib.ExitStack() as stack:
+        env = dict(os.environ)
+        if database == "postgres":
+            env["GHOSTWRITE_DATABASE_URL"] = stack.enter_context(fresh_schema("gw_api_workers"))
+        else:
+            env["GHOSTWRITE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'workers.db'}"
+        _serve_with_workers(env, free_port(), signal)
+
+
+def _serve_with_workers(env, port, signal):
+    from concurrent.futures import ThreadPoolExecutor
+
     p = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--workers", "2",
-                          "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          "--log-level", "warning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env)
     try:
         url = f"http://127.0.0.1:{port}"
 
@@ -319,13 +335,16 @@ def test_ghostwrite_serve_with_workers(tiny_model, tmp_path):
                 return False
 
         wait_for(up, timeout=90)
-        texts = set()
-        for seed in (1, 2, 3):
+
+        def ask(seed):
             r = httpx.post(url + "/v1/completions", json={"model": "tiny", "prompt": "x", "max_tokens": 8,
-                                                          "seed": seed}, timeout=60)
+                                                          "seed": seed, "user": "w"}, timeout=60)
             assert r.status_code == 200, r.text
-            texts.add(r.json()["choices"][0]["text"])
-        assert len(texts) == 3
+            return r.json()["choices"][0]["generation_id"]
+
+        with ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(ask, range(8)))
+        assert len(set(ids)) == 8 and all(ids)
     finally:
         p.send_signal(signal.SIGINT)
         try:
@@ -334,6 +353,16 @@ def test_ghostwrite_serve_with_workers(tiny_model, tmp_path):
             p.kill()
             p.communicate()
     assert p.returncode in (0, -signal.SIGINT), p.returncode
+    from bot.service import ContinuationService
+    from bot.store import Store
+
+    store = Store(env["GHOSTWRITE_DATABASE_URL"])
+    try:
+        with ContinuationService(store=store) as store_svc:
+            stored = store_svc.history(source="api", user_id="w", limit=None)
+    finally:
+        store.close()
+    assert sorted(g.id for g in stored) == sorted(ids)
 
 
 def test_streamed_choices_each_end_with_their_finish_reason(base, svc):
