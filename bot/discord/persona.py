@@ -89,7 +89,7 @@ class Personas:
         name = persona_name(card, model)
         try:
             hook = await self._webhook(home, model, name)
-        except discord.HTTPException as e:
+        except Exception as e:  # refused, or anything else: a persona must never cost the reply
             log.info("no persona webhook in #%s (%s): plain messages", home.id, e)
             self._refused[home.id] = time.monotonic() + RETRY_AFTER
             return surface

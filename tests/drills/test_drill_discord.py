@@ -48,6 +48,7 @@ class MentionGeneration:
     def __init__(self, prompt: str, settings):
         self.seed = settings.seed if settings.seed is not None else 1
         self.tokens_in, self.tokens_out = len(prompt), 0
+        self.logprobs = self.finish_reason = None  # (the real generation's, when asked for)
         self.settings = settings
         self._it = self._run()
 
@@ -79,7 +80,7 @@ class MentionModel:
         self.name, self.version = "bard", 1
         self.card = {"name": "bard", "version": 1, "tokenizer": {"kind": "char"}, "val_bpc": 1.5, "corpus": "x"}
 
-    def generate(self, prompt, settings):
+    def generate(self, prompt, settings, **_options):  # (logprobs=... and whatever the real one takes)
         return MentionGeneration(prompt, settings)
 
     serve = generate
@@ -195,7 +196,7 @@ async def test_mentions_never_ping_on_any_path(live):
     await s.send_raw_interaction(ix.component_payload(f"gw:more:{gen.id}", message))
     await live.final(start)
     # a story told in mentions
-    start = await live.slash("story", [ix.option("prompt", PROMPT)], subcommand="start")
+    start = await live.slash("story", [ix.option("prompt", PROMPT), ix.option("thread", False)], subcommand="start")
     await live.final(start)
     start = await live.slash("story", [ix.option("text", "@everyone <@&42> and then")], subcommand="add")
     await live.final(start)
