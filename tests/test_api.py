@@ -420,3 +420,19 @@ def test_cors_is_off_unless_configured(svc, base):
         assert r.headers["access-control-allow-origin"] == "https://elsewhere.example"
         r = httpx.options(url + "/v1/completions", headers={**pre, "Origin": "https://other.example"})
         assert r.headers.get("access-control-allow-origin") != "https://other.example"
+
+
+def test_lenient_ignores_fields_it_does_not_know(svc, base):
+    from bot.api import ApiConfig
+
+    body = {"model": "tiny", "prompt": "x", "max_tokens": 4, "typical_p": 0.9, "presence_penalty": 0.5,
+            "truncation_length": 2048, "temperature": 0.5}
+    assert_openai_error(httpx.post(base + "/v1/completions", json=body), 400, "presence_penalty")
+    with running(ApiConfig(lenient=True), svc) as url:
+        r = httpx.post(url + "/v1/completions", json=body, timeout=60)
+        assert r.status_code == 200, r.text
+        row = svc.generation(r.json()["choices"][0]["generation_id"])
+        assert row.params["temperature"] == 0.5 and "typical_p" not in row.params
+        # the contract's own checks stay
+        assert_openai_error(httpx.post(url + "/v1/completions", json={**body, "temperature": 99}), 400,
+                            "temperature must be")

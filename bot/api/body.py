@@ -75,9 +75,11 @@ def _count(body: dict, name: str, default: int, low: int, high: int) -> int:
     return v
 
 
-def parse(body: Any, caller: str | None) -> Completion:
+def parse(body: Any, caller: str | None, lenient: bool = False) -> Completion:
     """Read a completions body (already JSON); refuse what is not OpenAI's shape with a 400. Settings are
-    only gathered here: the service checks them."""
+    only gathered here: the service checks them. `lenient` (serve --lenient): fields that are neither
+    OpenAI's nor settings of the contract, and OpenAI's unsupported ones, are ignored instead of refused
+    (what llama.cpp's server does: some clients send their own backend's fields)."""
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
     prompt = body.get("prompt")
@@ -89,7 +91,7 @@ def parse(body: Any, caller: str | None) -> Completion:
         raise ApiError(400, f"model must be a model name, got {model!r}", param="model")
     for name, neutral in NEUTRAL.items():
         v = body.get(name)
-        if v is not None and v not in neutral:
+        if v is not None and v not in neutral and not lenient:
             raise ApiError(400, f"{name} is not supported by ghostwrite (leave it out)", param=name)
     n = _count(body, "n", 1, 1, MAX_CHOICES)
     if n * len(prompts) > MAX_CHOICES:
@@ -103,7 +105,8 @@ def parse(body: Any, caller: str | None) -> Completion:
     if user is not None and not isinstance(user, str):
         raise ApiError(400, f"user must be text, got {user!r}", param="user")
 
-    settings = {k: v for k, v in body.items() if k not in OWN and k not in NEUTRAL and v is not None}
+    settings = {k: v for k, v in body.items() if k not in OWN and k not in NEUTRAL and v is not None
+                and (not lenient or k in LIST_SETTINGS)}
     for k, v in settings.items():  # a list setting given one text (OpenAI's `"stop": "\n"`) is that one item
         if isinstance(v, str) and LIST_SETTINGS.get(k):
             settings[k] = [v]

@@ -83,7 +83,7 @@ def _finish(result) -> str:
 
 async def complete(request: Request, who: str | None):
     svc, gate = request.app.state.svc, request.app.state.gate
-    completion = bodies.parse(await _read(request), who)
+    completion = bodies.parse(await _read(request), who, request.app.state.config.lenient)
     prepared = await to_thread.run_sync(_prepare_all, svc, completion)
     model = completion.model or f"{prepared[0].model}"
     head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),

@@ -37,6 +37,7 @@ class ApiConfig:
     max_body: int = 1_000_000  # bytes
     cors_origins: tuple[str, ...] = ()  # none: no CORS headers (the page is same-origin)
     model: str | None = None  # the default model
+    lenient: bool = False  # ignore body fields that are neither OpenAI's nor the contract's (else 400)
 
     def to_env(self) -> str:
         import json

@@ -25,6 +25,7 @@ def serve_command(
     rate_limit: float = typer.Option(120, "--rate-limit", min=0, max=1e6, help="Requests a minute per API key (0 = none)."),
     max_body: int = typer.Option(1_000_000, "--max-body", min=1024, max=100_000_000, help="Largest request body, bytes."),
     cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allow this origin (repeatable; default: none)."),
+    lenient: bool = typer.Option(False, "--lenient", help="Ignore body fields ghostwrite does not know (else 400)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
 ):
     """Serve the OpenAI-compatible completions API (/v1/completions, /v1/models) and the writing page at /."""
@@ -35,7 +36,8 @@ def serve_command(
         fail(f"refusing to serve on {host} without API keys: set GHOSTWRITE_API_KEYS=name:key or --keys-file "
              "(or bind 127.0.0.1)")
     config = ApiConfig(keys=keys, rate_per_minute=rate_limit, max_concurrent=max_concurrent, max_queue=max_queue,
-                       max_body=max_body, cors_origins=tuple(cors_origin), model=model)
+                       max_body=max_body, cors_origins=tuple(cors_origin), model=model,
+                       lenient=lenient)
     import uvicorn
 
     shown = f"[{host}]" if ":" in host else host
