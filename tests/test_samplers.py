@@ -58,16 +58,22 @@ def test_dry_leaves_short_repeats_and_takes_the_longest_occurrence():
 
 def test_dry_repeats_do_not_run_across_breakers(tiny_model):
     tok = generator.load("tiny").tokenizer
-    s = SamplingSettings.from_dict({"dry_multiplier": 1.0, "dry_base": 2.0, "dry_allowed_length": 2})
-    text = "ab.ab"  # "ab" repeats, but the repeat "b.ab" would cross the breaker "."
-    ids = tok.encode("ab.cab.ab")
-    row = extras.RowExtras(s, tok, tok.vocab_size)
-    row.prime(ids)
-    ex, on = row.parts()
-    pen = -fastloop._adjust(torch.zeros(1, tok.vocab_size), ex, on).view(-1)
-    dot = tok.encode(".")[0]
-    assert pen[dot] == pytest.approx(1.0)  # "ab" (2, allowed) was followed by "." twice: 2^0
-    assert (pen > 0).sum() == 1 and text
+
+    def penalties(breakers):
+        s = SamplingSettings.from_dict({"dry_multiplier": 1.0, "dry_base": 2.0, "dry_allowed_length": 2,
+                                        "dry_breakers": breakers})
+        row = extras.RowExtras(s, tok, tok.vocab_size)
+        row.prime(tok.encode("e.ths e.th"))
+        ex, on = row.parts()
+        return -fastloop._adjust(torch.zeros(1, tok.vocab_size), ex, on).view(-1)
+
+    s_id = tok.encode("s")[0]
+    across = penalties("")  # no breakers: "e.th" repeats (4 characters) and was followed by "s": 2^(4-2)
+    assert across[s_id] == pytest.approx(4.0) and (across > 0).sum() == 1
+    stopped = penalties(".")  # "." breaks it: only "th" repeats: 2^0
+    assert stopped[s_id] == pytest.approx(1.0) and (stopped > 0).sum() == 1
+    dot = penalties("s")  # a breaker itself is never penalised
+    assert (dot > 0).sum() == 0
 
 
 def test_dry_off_changes_nothing():

@@ -24,6 +24,7 @@ import torch
 from .fastloop import _track
 from .settings import SamplingSettings, parse_bias
 
+MAX_EXPONENT = 40.0  # base^(length − allowed) stays finite in float32 however long the repeat
 DRY_WINDOW = 256  # tokens of context DRY looks back over (the prompt's tail included); empty slots hold V
 
 
@@ -51,16 +52,27 @@ def _pieces(tokenizer) -> list[str]:
     return cached
 
 
-def breaker_mask(tokenizer, breakers: str) -> torch.Tensor:
-    """(1, V + 1) bool: the tokens whose text holds a breaker character (the last column: padding)."""
+def stored_as(tokenizer, breakers: str) -> torch.Tensor:
+    """(1, V): what DRY's history keeps for each token: itself, or V for a token whose text holds a
+    breaker character (V never equals a token, so no repeat runs across it)."""
     cache = getattr(tokenizer, "_gw_breakers", None)
     if cache is None:
         cache = tokenizer._gw_breakers = {}
     if breakers not in cache:
         chars = set(breakers)
-        mask = [bool(chars.intersection(p)) for p in _pieces(tokenizer)] + [True]
-        cache[breakers] = torch.tensor(mask).view(1, -1)
+        pieces = _pieces(tokenizer)
+        cache[breakers] = torch.tensor([len(pieces) if chars.intersection(p) else i
+                                        for i, p in enumerate(pieces)]).view(1, -1)
     return cache[breakers]
+
+
+def penalty_table(settings: SamplingSettings) -> torch.Tensor:
+    """(1, DRY_WINDOW + 1): DRY's penalty for a repeat of each length (0 below the allowed length)."""
+    lens = torch.arange(DRY_WINDOW + 1, dtype=torch.float32)
+    allowed = float(settings.dry_allowed_length)
+    pen = settings.dry_multiplier * torch.pow(torch.tensor(settings.dry_base, dtype=torch.float32),
+                                              (lens - allowed).clamp(max=MAX_EXPONENT))
+    return torch.where(lens >= allowed, pen, torch.zeros_like(pen)).view(1, -1)
 
 
 def token_bias(tokenizer, items: list[str]) -> tuple[torch.Tensor | None, list[tuple[list[int], float]]]:
@@ -90,14 +102,13 @@ class RowExtras:
         self.dry_on = settings.dry_multiplier > 0
         self.hist = torch.full((1, DRY_WINDOW), V, dtype=torch.long)
         self.match = torch.zeros(1, DRY_WINDOW, dtype=torch.long)
-        self.dry = torch.tensor([[settings.dry_multiplier, settings.dry_base, float(settings.dry_allowed_length)]])
+        self.table = penalty_table(settings) if self.dry_on else torch.zeros(1, DRY_WINDOW + 1)
         self.kinds = byte_kinds(tokenizer) if tokenizer is not None else None
         self.need = torch.zeros(1, dtype=torch.long)
         if tokenizer is not None and self.dry_on:
-            self.brk = breaker_mask(tokenizer, settings.dry_breakers)
-        else:  # no breakers (hand-made logits without a tokenizer); the last column is the padding
-            self.brk = torch.zeros(1, V + 1, dtype=torch.bool)
-            self.brk[0, V] = True
+            self.store = stored_as(tokenizer, settings.dry_breakers)
+        else:  # no breakers (hand-made logits without a tokenizer)
+            self.store = torch.arange(V).view(1, -1)
         self.minlog = torch.tensor([[math.log(settings.min_p) if settings.min_p > 0 else float("-inf")]])
         self.min_on = settings.min_p > 0
         self.ahead = 0  # tokens the compiled loop already tracked (observe skips them)
@@ -110,7 +121,7 @@ class RowExtras:
         """This row's tensors in the order fastloop expects, and which samplers are on."""
         bias = self.bias if self.bias is not None else torch.zeros(1, self.V)
         kinds = self.kinds if self.kinds is not None else torch.zeros(self.V, dtype=torch.long)
-        return ([bias, self.hist, self.match, self.dry, self.brk, self.need, kinds, self.minlog],
+        return ([bias, self.hist, self.match, self.table, self.store, self.need, kinds, self.minlog],
                 [self.bias is not None, self.dry_on, self.kinds is not None, self.min_on])
 
     def prime(self, ids: list[int]) -> None:

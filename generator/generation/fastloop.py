@@ -52,31 +52,28 @@ def _adjust(logits: Tensor, ex: List[Tensor], on: List[bool]) -> Tensor:
     return logits
 
 
-def _dry_penalty(hist: Tensor, match: Tensor, dry: Tensor, V: int) -> Tensor:
+def _dry_penalty(hist: Tensor, match: Tensor, table: Tensor, V: int) -> Tensor:
     """DRY: `match[r, q]` is how long the text ending at position q of row r's history repeats the text
     ending now; the token that followed (`hist[r, q + 1]`) would extend the repeat, so its logit loses
-    multiplier × base^(length − allowed) once the length reaches the allowed one (the largest penalty
-    over its occurrences). dry[r] = (multiplier, base, allowed length); multiplier 0: no penalty."""
-    lens = match[:, :-1].to(torch.float32)
-    allowed = dry[:, 2:3]
-    pen = dry[:, 0:1] * torch.pow(dry[:, 1:2], (lens - allowed).clamp(max=40.0))  # stays finite
-    pen = torch.where(lens >= allowed, pen, torch.zeros_like(pen))
-    out = torch.zeros(hist.size(0), V + 1, dtype=torch.float32)  # column V: the history's padding
+    `table[r, length]` (multiplier × base^(length − allowed) from the allowed length on, 0 below: see
+    extras.RowExtras), the largest over its occurrences. Breakers are kept in the history as V (the
+    penalty's spare column), so a repeat never runs across one and a breaker is never penalised."""
+    pen = table.gather(1, match[:, :-1])
+    out = torch.zeros(hist.size(0), V + 1, dtype=torch.float32)
     out.scatter_reduce_(1, hist[:, 1:], pen, "amax")
     return out[:, :V]
 
 
 def _track(tok: Tensor, ex: List[Tensor], on: List[bool]) -> None:
-    """After each row chose `tok`: DRY's history and repeat lengths (a breaker ends every repeat), and
-    the UTF-8 bytes still expected. In place."""
+    """After each row chose `tok`: DRY's history (a breaker stored as V) and repeat lengths, and the
+    UTF-8 bytes still expected. In place."""
     if on[1]:
-        hist, match, brk = ex[1], ex[2], ex[4]
+        hist, match = ex[1], ex[2]
         col = tok.view(-1, 1)
-        same = (hist[:, 1:] == col) & ~brk.gather(1, col)
-        match[:, :-1] = torch.where(same, match[:, :-1] + 1, torch.zeros_like(same, dtype=torch.long))
+        match[:, :-1] = (match[:, :-1] + 1) * (hist[:, 1:] == col)
         match[:, -1] = 0
         hist[:, :-1] = hist[:, 1:].clone()
-        hist[:, -1] = tok
+        hist[:, -1:] = ex[4].gather(1, col)
     if on[2]:
         need, kinds = ex[5], ex[6]
         k = kinds.index_select(0, tok)
