@@ -231,3 +231,16 @@ def test_eval_style_alone_reports_originality_and_says_why_there_is_no_attributi
     assert rep["generated"]["accuracy"] is None and rep["ratio"] is None and rep["note"]
     assert rep["generated"]["own_judge_bpc"] > 0 and rep["generated"]["longest_copied_max"] >= 0
     assert registry.read_card(*registry.resolve(tiny_copy))["style"]["accuracy"] is None
+
+
+def test_attribute_reads_standard_input_and_repairs_bad_bytes(authors, capsys, monkeypatch):
+    import io
+    import sys
+
+    passage = split_text(AUTHORS["alpha"])[1][100:500]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(passage.encode() + b"\xff")))
+    assert run(["attribute", "-", "--among", "alpha,beta", "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["winner"] == "alpha" and out["chars"] == len(passage) + 1  # the bad byte is one U+FFFD
+    assert "1 undecodable byte replaced" in captured.err
