@@ -45,9 +45,10 @@ class BatchedGeneration(GenerationRequest):
     piece, its end, and otherwise at most every `flush_interval` seconds."""
 
     def __init__(self, engine: BatchEngine, prompt: str, settings: SamplingSettings | dict | None,
-                 logprobs: int = 0):
-        super().__init__(engine.lm.tokenizer, prompt, settings, logprobs)
+                 logprobs: int = 0, story: str | None = None):
+        super().__init__(engine.lm.tokenizer, prompt, settings, logprobs, story)
         self.engine = engine
+        self.fed: int | None = None  # tokens run through the network to prime (a story's: only what was new)
         self._cond = threading.Condition(threading.Lock())
         self._pieces: list[str] = []
         self._ended = False  # no more pieces will come (finished, closed or failed)
@@ -90,7 +91,11 @@ class BatchedGeneration(GenerationRequest):
         try:
             torch.set_num_threads(self.engine.threads)  # this (worker) thread's OpenMP team: see BatchEngine._loop
             with torch.inference_mode():
-                logits, state = self.engine.runner.prime(self.ids)
+                if self.story is not None:  # from the story's kept state: only its new text (stories.py)
+                    logits, state, self.fed = self.engine.lm.stories.prime(self.engine.runner, self.story, self.ids)
+                else:
+                    logits, state = self.engine.runner.prime(self.ids)
+                    self.fed = len(self.ids)
         except BaseException as e:  # noqa: BLE001 - raised to the reader by __next__
             with self._cond:
                 self._error, self._ended = e, True
@@ -177,8 +182,9 @@ class BatchEngine:
         if t is not None and t is not threading.current_thread():
             t.join(2.0)
 
-    def submit(self, prompt: str, settings: SamplingSettings | dict | None, logprobs: int = 0) -> BatchedGeneration:
-        return BatchedGeneration(self, prompt, settings, logprobs)
+    def submit(self, prompt: str, settings: SamplingSettings | dict | None, logprobs: int = 0,
+               story: str | None = None) -> BatchedGeneration:
+        return BatchedGeneration(self, prompt, settings, logprobs, story)
 
     def _add(self, gen: BatchedGeneration, logits: torch.Tensor, state: StepState) -> None:
         with self._cv:

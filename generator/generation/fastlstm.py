@@ -246,9 +246,10 @@ class FastLSTM(torch.nn.Module):
             loss = F.cross_entropy(logits.reshape(-1, self.V), targets.reshape(-1))
         return logits, (torch.stack(hs), torch.stack(cs)), loss
 
-    def prime(self, ids: list[int]) -> tuple[torch.Tensor, StepState]:
-        """Run a prompt through the network: (logits after its last token (1, vocab), its state)."""
-        hidden = None
+    def prime(self, ids: list[int], hidden=None) -> tuple[torch.Tensor, StepState]:
+        """Run a prompt through the network: (logits after its last token (1, vocab), its state). From
+        `hidden` ((h, c), each (layers, 1, hidden)) when given: a story's state carried over (stories.py);
+        the result is the one of priming everything before it too, bit for bit."""
         for start in range(0, len(ids), PRIME_CHUNK):
             x = torch.tensor([ids[start : start + PRIME_CHUNK]], dtype=torch.long, device=self.device)
             logits, hidden, _ = self(x, hidden)

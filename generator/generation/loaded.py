@@ -27,6 +27,7 @@ from .engine import BatchedGeneration, BatchEngine
 from .fastlstm import FastLSTM, int8_available
 from .settings import SamplingSettings
 from .single import Generation
+from .stories import StoryStates
 
 __all__ = ["Generation", "LoadedModel", "build_model", "load"]
 
@@ -53,6 +54,7 @@ class LoadedModel:
         self._scorer: FastLSTM | None = None
         self._engine: BatchEngine | None = None
         self._engine_lock = threading.Lock()
+        self.stories = StoryStates()  # stories' states, carried over from turn to turn (stories.py)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -82,11 +84,13 @@ class LoadedModel:
             return self._engine
 
     def serve(self, prompt: str, settings: SamplingSettings | dict | None = None,
-              logprobs: int = 0) -> BatchedGeneration:
+              logprobs: int = 0, story: str | None = None) -> BatchedGeneration:
         """Like `generate`, but stepped together with every other request on this model: one forward
         per token for all of them. Same iterator interface and, for the same seed, the same text.
-        `logprobs` > 0: `.logprobs` lists each token's log-probability and that many alternatives."""
-        return self.engine().submit(prompt, settings, logprobs)
+        `logprobs` > 0: `.logprobs` lists each token's log-probability and that many alternatives.
+        `story`: a story's key; `prompt` is then its whole text, primed from the state its last turn
+        left (stories.py: only the new text runs; an edited story is primed again)."""
+        return self.engine().submit(prompt, settings, logprobs, story)
 
 
 def load(spec: str, version: int | None = None, device: str = "cpu", quantize="auto") -> LoadedModel:

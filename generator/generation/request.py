@@ -22,10 +22,12 @@ class GenerationRequest:
     """A prompt and its settings on a loaded model. `.ids` is what primes the network; `emit(token)`
     records each sampled token. After it ends: `.text`, `.tokens_in`, `.tokens_out`, `.seed`."""
 
-    def __init__(self, tokenizer, prompt: str, settings: SamplingSettings | dict | None, logprobs: int = 0):
+    def __init__(self, tokenizer, prompt: str, settings: SamplingSettings | dict | None, logprobs: int = 0,
+                 story: str | None = None):
         if not isinstance(settings, SamplingSettings):
             settings = SamplingSettings.from_dict(settings)
-        prompt = check_prompt(prompt)
+        prompt = check_prompt(prompt, story=story is not None)
+        self.story = story  # a story's key: the prompt is its whole text, all of it primes (stories.py)
         settings.validate()
         if settings.seed is None:
             settings = SamplingSettings(**{**settings.to_dict(), "seed": secrets.randbits(31)})
@@ -37,7 +39,7 @@ class GenerationRequest:
         # (a stop string); None while it runs (the service says "interrupted" or "error" for the others)
         self.finish_reason: str | None = None
         self.note: str | None = None  # a word for the reader about how it ended (e.g. a ban left nothing)
-        ids = tokenizer.encode(prompt[-CONTEXT_CHARS:] or "\n") or [tokenizer.unk_id]
+        ids = tokenizer.encode((prompt if story is not None else prompt[-CONTEXT_CHARS:]) or "\n") or [tokenizer.unk_id]
         self.ids = ids
         self.tokens_in = len(ids)
         self.proc = LogitsProcessor(settings, tokenizer.vocab_size, banned=tokenizer.unk_id, logprobs=logprobs,

@@ -26,6 +26,9 @@ MAX_PROMPT_CHARS = 20_000  # the longest prompt accepted; longer input is refuse
 # story (REPL or Discord) sends as much of its end and no more. 4,000: what the generator has always primed
 # on (the REPL sent 4,000, Discord's /story only 2,000 of it).
 CONTEXT_CHARS = 4_000
+# A story's whole text (a request with a story key primes all of it: its state is carried over from turn to
+# turn, stories.py). A bound only on what a re-prime after an edit or a restart costs: ~25 s on 2 cores.
+MAX_STORY_CHARS = 500_000
 MAX_TOKENS = 20_000  # a hard cap on the tokens one generation may take, whatever the unit
 UNITS = ("tokens", "chars", "words", "sentences", "paragraphs")
 MAX_LENGTH = {"tokens": 10_000, "chars": 20_000, "words": 4_000, "sentences": 200, "paragraphs": 50}
@@ -295,13 +298,13 @@ class SamplingSettings:
         return "SamplingSettings(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"
 
 
-def check_prompt(prompt: str) -> str:
+def check_prompt(prompt: str, story: bool = False) -> str:
+    """A prompt, or with `story` a story's whole text (MAX_STORY_CHARS), checked: one line if refused."""
     if not isinstance(prompt, str):
         raise GhostwriteError("prompt must be text")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise GhostwriteError(
-            f"prompt too long: {len(prompt):,} characters (the limit is {MAX_PROMPT_CHARS:,})"
-        )
+    limit, what = (MAX_STORY_CHARS, "story") if story else (MAX_PROMPT_CHARS, "prompt")
+    if len(prompt) > limit:
+        raise GhostwriteError(f"{what} too long: {len(prompt):,} characters (the limit is {limit:,})")
     return prompt
 
 
