@@ -36,3 +36,43 @@ def running(config=None, service=None):
     finally:
         server.should_exit = True
         thread.join(15)
+
+
+class Held:
+    """A service stream that stops after its first piece until `release` is set (or it is cancelled):
+    a generation that is certainly still running, whatever the machine's speed."""
+
+    def __init__(self, stream, cancel, release):
+        self._s, self._cancel, self._release, self._n = stream, cancel, release, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._n == 1:
+            while not self._release.wait(0.01) and not self._cancel.is_set():
+                pass
+        self._n += 1
+        return next(self._s)
+
+    def __getattr__(self, name):
+        return getattr(self._s, name)
+
+
+@contextlib.contextmanager
+def holding(svc):
+    """`svc`'s streams hold after their first piece until the yielded event is set."""
+    release = threading.Event()
+    real = svc.stream
+
+    def stream(request, cancel=None):
+        cancel = cancel or threading.Event()
+        return Held(real(request, cancel), cancel, release)
+
+    svc.stream = stream
+    try:
+        yield release
+    finally:
+        release.set()
+        del svc.stream
+

@@ -16,7 +16,7 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
-from apiserver import running  # noqa: E402
+from apiserver import holding, running  # noqa: E402
 
 KEY = "k" * 24
 
@@ -33,6 +33,13 @@ def svc(tiny_model):
 def base(svc):
     with running(service=svc) as url:
         yield url
+
+
+@pytest.fixture
+def held(svc):
+    """`svc`'s streams hold after their first piece until the yielded event is set (apiserver.holding)."""
+    with holding(svc) as release:
+        yield release
 
 
 def rows(svc, **kw):
@@ -138,45 +145,6 @@ def test_bad_inputs_are_openai_errors_and_store_nothing(base, svc):
     assert_openai_error(httpx.get(base + "/v1/models/nosuch"), 404, "unknown model")
     assert_openai_error(httpx.get(base + "/v1/nothing-here"), 404)
     assert len(rows(svc)) == before
-
-
-class Held:
-    """A service stream that stops after its first piece until `release` is set (or it is cancelled):
-    a generation that is certainly still running, whatever the machine's speed."""
-
-    def __init__(self, stream, cancel, release):
-        self._s, self._cancel, self._release, self._n = stream, cancel, release, 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        if self._n == 1:
-            while not self._release.wait(0.01) and not self._cancel.is_set():
-                pass
-        self._n += 1
-        return next(self._s)
-
-    def __getattr__(self, name):
-        return getattr(self._s, name)
-
-
-@pytest.fixture
-def held(svc):
-    """`svc` whose streams hold after their first piece until the returned event is set."""
-    release = threading.Event()
-    real = svc.stream
-
-    def stream(request, cancel=None):
-        cancel = cancel or threading.Event()
-        return Held(real(request, cancel), cancel, release)
-
-    svc.stream = stream
-    try:
-        yield release
-    finally:
-        release.set()
-        del svc.stream
 
 
 def test_client_leaving_mid_stream_stores_interrupted(base, svc, held):

@@ -17,7 +17,7 @@ if CHROMIUM is None:
     pytest.skip("no chromium on this machine", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("fastapi")
-from apiserver import running  # noqa: E402
+from apiserver import holding, running  # noqa: E402
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -79,6 +79,38 @@ def test_page_continues_at_the_cursor_with_alternatives(base, tmp_path):
             assert page.input_value("#set-seed") == "4"
             page.click("#undo")
             assert page.input_value("#story") == "ROMEO:\n\nTHE END"
+            # retry takes the last continuation back and writes another in its place (a new seed)
+            page.fill("#set-seed", "")
+            page.click("#continue")
+            page.wait_for_function("document.getElementById('status').textContent.includes('chars in')", timeout=60_000)
+            first = page.input_value("#story")
+            page.click("#retry")
+            page.wait_for_function(f"document.getElementById('story').value !== {first!r} && "
+                                   "document.getElementById('status').textContent.includes('chars in')", timeout=60_000)
+            again = page.input_value("#story")
+            assert again.endswith("\nTHE END") and len(again) == len(first) and again != first
+            # export downloads the story as it is
+            with page.expect_download() as download:
+                page.click("#export")
+            assert Path(download.value.path()).read_text(encoding="utf-8") == again
+            # stop: the continuation so far stays, and the row is stored interrupted
+            page.fill("#set-length", "20000")
+            page.fill("#story", "ROMEO:")
+            page.evaluate("() => { const s = document.getElementById('story'); s.selectionStart = s.selectionEnd = 6; }")
+            with holding(svc):  # the generation holds after its first piece: still running when Stop comes
+                page.click("#continue")
+                page.wait_for_function("document.getElementById('story').value.length > 6")
+                page.click("#stop")
+                page.wait_for_function("document.getElementById('status').textContent.startsWith('stopped')")
+            kept = page.input_value("#story")[len("ROMEO:"):]
+            import time
+
+            deadline = time.monotonic() + 30
+            while not (rows := [g for g in svc.history(source="api", limit=3) if g.status == "interrupted"]):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert rows[0].output.startswith(kept) and len(rows[0].output) < 20_000
+            page.fill("#set-length", "60")
             # a bad setting is the contract's message, shown on the page
             page.fill("#set-temperature", "11")
             page.click("#continue")
