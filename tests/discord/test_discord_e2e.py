@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from discord_helpers import copy_home
 from fake_discord import TOKEN, FakeDiscord
-from interactions import ADMIN_PERMISSIONS, APP_ID, CHANNEL_ID, GUILD_ID, USER_ID, option
+from interactions import ADMIN_PERMISSIONS, APP_ID, CHANNEL_ID, GUILD_ID, USER_ID, interaction_payload, option
 
 from bot.store import Store
 
@@ -183,6 +183,66 @@ async def test_retrain_then_hot_swap_without_restart(live, tiny_home):
     final = await live.final_edit(start)
     assert f"-# tiny v{before + 1} · " in final.text
     assert live.generations()[0].model_version == before + 1
+
+
+async def test_story_thread_persona_and_channel_corpus(live, tiny_home):
+    """Story threads, a persona and /retrain from-channel's preview in the real process."""
+    server = live.server
+    _, start = await live.slash("settings", [option("key", "length"), option("value", "300")], subcommand="set",
+                                permissions=ADMIN_PERMISSIONS)  # (stories take the server's length)
+    await server.wait_for_call(lambda c: "Settings for this server" in (c.text or ""), start=start)
+    _, start = await live.slash("story", [option("prompt", "ROMEO: Once"), option("mode", "every")], subcommand="start")
+    made = await server.wait_for_call(lambda c: c.method == "POST" and c.path.endswith("/threads"), start=start)
+    tid = made.path.split("/")[4]
+    await server.wait_for_call(lambda c: " · #" in (c.text or "") and c.path.startswith(f"/channels/{tid}/"),
+                               start=start, timeout=60)
+    start = len(server.calls)
+    await server.send_message("JULIET: Twice", channel_id=int(tid))
+    reply = await server.wait_for_call(lambda c: " · #" in (c.text or "") and "▌" not in c.text
+                                       and c.path.startswith(f"/channels/{tid}/"), start=start, timeout=60)
+    assert reply.payload["allowed_mentions"] == {"parse": []}
+    story = live.store.active_story(GUILD_ID, tid)
+    for _ in range(250):  # its continuation joins the story just after the last edit
+        if len(story.text.split("\nJULIET: Twice")[-1]) > 10:
+            break
+        await asyncio.sleep(0.02)
+        story = live.store.get_story(story.id)
+    assert story.text.startswith("ROMEO: Once") and len(story.text.split("\nJULIET: Twice")[-1]) > 10
+    payload = interaction_payload("story", [], subcommand="end", channel_id=int(tid))
+    payload["channel"] = dict(server.threads[tid])
+    start = len(server.calls)
+    await server.send_raw_interaction(payload)
+    await server.wait_for_call(lambda c: c.method == "PATCH" and c.path == f"/channels/{tid}", start=start)
+    assert server.threads[tid]["thread_metadata"]["archived"] is True
+    # a persona: the model's avatar set with the CLI, the posts through a webhook
+    picture = tiny_home.parent / "avatar.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    env = {**os.environ, "GHOSTWRITE_HOME": str(Path(live.store.url.split("///", 1)[1]).parent)}
+    done = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "models", "set-avatar", "tiny",
+                                                str(picture), cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await done.communicate()
+    assert done.returncode == 0, err
+    _, start = await live.slash("settings", [option("key", "persona"), option("value", "on")], subcommand="set",
+                                permissions=ADMIN_PERMISSIONS)
+    await server.wait_for_call(lambda c: "persona=True" in (c.text or ""), start=start)
+    _, start = await live.slash("continue", [option("prompt", "ROMEO:"), option("length", 40)],
+                                user_id=USER_ID + 30)
+    final = await live.final_edit(start)
+    (wid,) = server.webhooks
+    assert final.path.startswith(f"/webhooks/{wid}/") and server.webhook_avatars[wid] == picture.read_bytes()
+    _, start = await live.slash("settings", [option("key", "persona"), option("value", "default")], subcommand="set",
+                                permissions=ADMIN_PERMISSIONS)
+    await server.wait_for_call(lambda c: "Settings for this server" in (c.text or ""), start=start)
+    # the channel's messages of members who opted in, previewed
+    await server.send_message("I agree to be read.", user_id=USER_ID + 31)
+    await server.send_message("I never agreed.", user_id=USER_ID + 32)
+    _, start = await live.slash("optin", [], user_id=USER_ID + 31)
+    await server.wait_for_call(lambda c: "may go into a corpus" in (c.text or ""), start=start)
+    _, start = await live.slash("retrain", [option("preview", 5)], subcommand="from-channel",
+                                permissions=ADMIN_PERMISSIONS)
+    shown = await server.wait_for_call(lambda c: "Would train on" in (c.text or ""), start=start)
+    assert "I agree to be read." in shown.text and "never agreed" not in shown.text
 
 
 async def test_privacy_controls(live):
