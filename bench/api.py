@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/api.py             # 1, 16, 64 concurrent streaming clients, 5 rounds each
     .venv/bin/python bench/api.py --quick     # 2 rounds, for a smoke test
+    .venv/bin/python bench/api.py --workers 2 # the server as 2 processes (bench/results/api-workers2.json)
 
 The real server (`ghostwrite serve` in its own process, on 127.0.0.1, its own SQLite file) and 1, 16 and 64
 concurrent streaming clients asking for 200-token continuations (unit tokens, temperature 0.8, each its own
@@ -157,7 +158,8 @@ async def main_async(a, home) -> dict:
     port = free_port()
     env = {**os.environ, "GHOSTWRITE_DATABASE_URL": f"sqlite:///{api_db}"}
     server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--model", MODEL,
-                               "--rate-limit", "0", "--max-concurrent", "128", "--log-level", "warning"],
+                               "--rate-limit", "0", "--max-concurrent", "128", "--log-level", "warning",
+                               "--workers", str(a.workers)],
                               cwd=REPO, env=env)
     url = f"http://127.0.0.1:{port}"
     svc = ContinuationService(store=Store(f"sqlite:///{direct_db}"), workers=132)
@@ -230,6 +232,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (results: api-workersN.json when > 1)")
     a = ap.parse_args()
     if a.quick:
         a.rounds = 2
@@ -239,7 +242,7 @@ def main() -> None:
     card = ensure_model(MODEL, ["--max-time", "120"])
     data = {"machine": machine(), "model": {"name": MODEL, "parameters": card.get("parameters"),
                                             "val_bpc": card.get("val_bpc")},
-            "tokens_per_request": TOKENS, "rounds": a.rounds}
+            "tokens_per_request": TOKENS, "rounds": a.rounds, "server_workers": a.workers}
     data.update(asyncio.run(main_async(a, home)))
     data["load_at_end"] = load()
     table("API (real server, streaming clients) against the service directly, same run",
@@ -247,7 +250,7 @@ def main() -> None:
                          "ttft_ms_p50", "ttft_ms_p95"])
     table("overhead", data["levels"], ["clients", "httpx_over_direct_tok_s", "raw_over_direct_tok_s",
                                        "ttft_p50_ms_raw_minus_direct", "errors", "rows_equal_requests"])
-    write_results("api", data)
+    write_results("api" if a.workers == 1 else f"api-workers{a.workers}", data)
 
 
 if __name__ == "__main__":

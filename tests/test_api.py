@@ -404,3 +404,18 @@ def test_lenient_ignores_fields_it_does_not_know(svc, base):
         # the contract's own checks stay
         assert_openai_error(httpx.post(url + "/v1/completions", json={**body, "temperature": 99}), 400,
                             "temperature must be")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_nothing_storable_is_a_503_before_any_text(base, svc, stream, monkeypatch):
+    from bot.service import GhostwriteError
+
+    def refuse():
+        raise GhostwriteError("nothing can be stored, so nothing was generated: disk full")
+
+    monkeypatch.setattr(svc, "check_storable", refuse)
+    before = len(rows(svc))
+    r = httpx.post(base + "/v1/completions", json={"model": "tiny", "prompt": "x", "stream": stream}, timeout=60)
+    err = assert_openai_error(r, 503, "nothing can be stored")
+    assert err["type"] == "server_error"
+    assert len(rows(svc)) == before

@@ -104,7 +104,18 @@ async def complete(request: Request, who: str | None):
                 released = True
                 gate.leave(started, len(prepared))
 
-        return EventStream(_events(head, choices, completion, release), on_close=release)
+        merged = Merged(choices)
+        try:
+            # the first piece before the answer's status: what stops every generation before it writes
+            # (nothing can be stored, a model file gone) is an HTTP error, not a 200 with an error event
+            first = await merged.queue.get()
+            if isinstance(first[1], GhostwriteError):
+                raise ApiError(503, str(first[1]), "unavailable")
+        except BaseException:
+            await merged.stop()
+            release()
+            raise
+        return EventStream(_events(head, choices, completion, release, merged, first), on_close=release)
     try:
         results = await _drain_all(request, choices)
     finally:
@@ -143,36 +154,53 @@ async def _drain(choice: Choice):
     return choice.stream.result
 
 
-async def _events(head: dict, choices: list[Choice], completion: bodies.Completion, release):
-    """The SSE body: pieces of every choice as they come, a last chunk per choice with its finish_reason,
-    a usage chunk when asked, then [DONE]. Cancelled (the client left): every stream is closed."""
-    queue: asyncio.Queue = asyncio.Queue()
+class Merged:
+    """Every choice's stream read by a task of its own into one queue of (choice, piece | None at its end |
+    the exception it raised)."""
 
-    async def run(c: Choice) -> None:
+    def __init__(self, choices: list[Choice]):
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.tasks = [asyncio.ensure_future(self._run(c)) for c in choices]
+
+    async def _run(self, c: Choice) -> None:
         try:
             async for piece in c.stream:
-                await queue.put((c, piece))
+                await self.queue.put((c, piece))
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            await queue.put((c, e))
+            await self.queue.put((c, e))
             return
-        await queue.put((c, None))
+        await self.queue.put((c, None))
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        # (each stream's own `finally` sets its cancel event; the worker stores the row interrupted)
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def _events(head: dict, choices: list[Choice], completion: bodies.Completion, release, merged: Merged,
+                  first: tuple):
+    """The SSE body: pieces of every choice as they come (`first` already taken from `merged`), a last
+    chunk per choice with its finish_reason, a usage chunk when asked, then [DONE]. Cancelled (the
+    client left): every stream is closed."""
 
     def chunk(c: Choice, text: str, finish: str | None, lp: dict | None) -> str:
         return event({**head, "choices": [{"text": text, "index": c.index, "logprobs": lp, "finish_reason": finish}]})
 
-    tasks = [asyncio.ensure_future(run(c)) for c in choices]
     left = len(choices)
+    item: tuple | None = first
     try:
         for c in choices:
             if c.echo:
                 yield chunk(c, c.prompt, None, None)
         while left:
-            c, item = await queue.get()
-            if isinstance(item, BaseException):
+            c, piece = item if item is not None else await merged.queue.get()
+            item = None
+            if isinstance(piece, BaseException):
                 left -= 1
-                yield event(error_body(500, f"{type(item).__name__}: {item}", "generation_failed"))
+                yield event(error_body(500, f"{type(piece).__name__}: {piece}", "generation_failed"))
                 continue
-            if item is None:
+            if piece is None:
                 left -= 1
                 r = c.stream.result
                 if r is not None and r.status == "error":
@@ -184,16 +212,13 @@ async def _events(head: dict, choices: list[Choice], completion: bodies.Completi
                 tail = lp if lp and lp["tokens"] else None
                 yield chunk(c, "", _finish(r) if r is not None else "length", tail)
                 continue
-            c.delivered += len(item)
-            yield chunk(c, item, None, c.logprobs() if completion.logprobs else None)
+            c.delivered += len(piece)
+            yield chunk(c, piece, None, c.logprobs() if completion.logprobs else None)
         release()  # every generation has ended: the slots are free before the client hears [DONE]
         if completion.include_usage:
             results = [c.stream.result for c in choices if c.stream.result is not None]
             yield event({**head, "choices": [], "usage": _usage(results)})
         yield DONE
     finally:
-        for t in tasks:
-            t.cancel()
-        # (each stream's own `finally` sets its cancel event; the worker stores the row interrupted)
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await merged.stop()
         release()

@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from bot.service import GhostwriteError
+
 log = logging.getLogger("ghostwrite.api")
 
 TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
@@ -56,6 +58,10 @@ def install(app: FastAPI) -> None:
         first = e.errors()[0] if e.errors() else {}
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
         return error_response(400, f"{where}: {first.get('msg', 'invalid request')}".strip(": "), param=where or None)
+
+    @app.exception_handler(GhostwriteError)
+    async def _refused(_request: Request, e: GhostwriteError):  # after the door: the store, the model files
+        return error_response(503, str(e) or type(e).__name__, "unavailable")
 
     @app.exception_handler(Exception)
     async def _bug(_request: Request, e: Exception):
