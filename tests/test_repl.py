@@ -18,7 +18,7 @@ from rich.console import Console
 from bot.repl import commands
 from bot.repl.session import ReplSession
 from bot.repl.story import Story, escape_line, joiner, unescape_line
-from bot.service import CONTEXT_CHARS, MAX_PROMPT_CHARS, SETTINGS, Result
+from bot.service import CONTEXT_CHARS, MAX_PROMPT_CHARS, MAX_STORY_CHARS, SETTINGS, Result
 from generator.errors import GhostwriteError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +67,7 @@ class FakeHistory:
 class FakeService:
     max_prompt_chars = MAX_PROMPT_CHARS
     story_context_chars = CONTEXT_CHARS
+    max_story_chars = MAX_STORY_CHARS
 
     def __init__(self, pieces=("Once", " upon", " a time."), **kw):
         self.pieces = list(pieces)
@@ -267,12 +268,20 @@ def test_story_turns_parents_continue_retry_undo():
     assert len(svc.requests) == 4
 
 
-def test_story_prompt_is_the_tail():
+def test_story_prompt_is_the_whole_story_under_the_sessions_key():
+    """The service keeps the story's state under its key and feeds only what was added (issue 14): the
+    REPL sends all of it, not its last CONTEXT_CHARS, up to the service's max_story_chars."""
     svc = FakeService(pieces=["x" * 3000])
     s = make(svc)
     commands.handle(s, "a" * 3000)
     commands.handle(s, "b")
-    assert len(svc.requests[-1].prompt) == CONTEXT_CHARS == 4000 and svc.requests[-1].prompt.endswith("x b")
+    first, last = svc.requests[-2], svc.requests[-1]
+    assert last.prompt == s.story.text()[: -3000] and len(last.prompt) == 6002 > CONTEXT_CHARS
+    assert last.story == first.story == s.story_key and s.story_key.startswith("repl:")
+    assert make(FakeService()).story_key != s.story_key
+    svc.max_story_chars = 5000
+    commands.handle(s, "c")
+    assert len(svc.requests[-1].prompt) == 5000 and svc.requests[-1].prompt.endswith("x c")
 
 
 def test_single_mode_each_prompt_stands_alone():

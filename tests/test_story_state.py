@@ -80,3 +80,24 @@ def test_other_tokenizers_match_a_full_reprime_too(tiny_models, shared_text, kin
         cached, _, _ = _turn(lm, "s", story, seed=turn)
         assert cached == _turn(lm, f"fresh{turn}", story, seed=turn)[0]
         story += cached + " then"
+
+
+def test_through_the_service_a_story_key_carries_the_state_and_stores_the_tail(tiny_model, shared_text, tmp_path):
+    from bot.service import CONTEXT_CHARS, ContinuationService, Request
+    from bot.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    with ContinuationService(store=store, default_model="tiny") as svc:
+        story = shared_text[: CONTEXT_CHARS + 3000]
+        lm = svc.model("tiny")
+        turns = []
+        for turn in range(3):
+            r = svc.run(Request(story, settings={**S, "seed": turn}, story="repl:t"))
+            again = svc.run(Request(story, settings={**S, "seed": turn}, story=f"repl:fresh{turn}"))
+            assert r.text == again.text != "" and r.tokens_in == len(lm.tokenizer.encode(story))
+            turns.append((r, story))
+            story += r.text + " so"
+        assert lm.stories.hits >= 2
+        last, sent = turns[-1]
+        assert store.get(last.generation_id).prompt == sent[-CONTEXT_CHARS:]  # the row: the story's end
+    store.close()

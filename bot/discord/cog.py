@@ -207,24 +207,26 @@ class Ghostwrite(PrivacyMixin, ListenersMixin, SettingsMixin, RetrainMixin, Stor
                              channel_id: int | None, prompt: str, *, model: str | None = None,
                              overrides: dict | None = None, parent_id: int | None = None,
                              shown: str | None = None, check_channel: bool = True,
-                             settings_channel: int | None = None) -> Result | None:
+                             settings_channel: int | None = None, story: str | None = None) -> Result | None:
         """Admit, acknowledge, stream a continuation of `prompt` to `surface`; returns the service Result (or
         None when refused or failed: the user has been told why). `settings_channel`: the channel whose
-        settings apply (a story thread's parent), when not `channel_id` itself."""
+        settings apply (a story thread's parent), when not `channel_id` itself. `story`: the story's key when
+        `prompt` is a story's whole text (the service carries its state over from the last turn)."""
         try:
             ticket = await self.admit(user.id)
         except Refused as e:
             await surface.fail(str(e))
             return None
         task = asyncio.create_task(self._generate(surface, ticket, user, guild_id, channel_id, prompt, model,
-                                                  overrides or {}, parent_id, shown, settings_channel or channel_id),
+                                                  overrides or {}, parent_id, shown, settings_channel or channel_id,
+                                                  story),
                                    name="ghostwrite-generation")
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
         return await task
 
     async def _generate(self, surface, ticket, user, guild_id, channel_id, prompt, model, overrides,
-                        parent_id, shown, settings_channel):
+                        parent_id, shown, settings_channel, story=None):
         try:
             await surface.begin()
             settings = await self.settings_for(guild_id, settings_channel)
@@ -237,7 +239,7 @@ class Ghostwrite(PrivacyMixin, ListenersMixin, SettingsMixin, RetrainMixin, Stor
             req = Request(prompt=prompt, model=model or settings.get("model"), settings=sampling,
                           source="discord", user_id=str(user.id), user_name=str(user),
                           guild_id=str(guild_id) if guild_id else None,
-                          channel_id=str(channel_id) if channel_id else None, parent_id=parent_id)
+                          channel_id=str(channel_id) if channel_id else None, parent_id=parent_id, story=story)
             # the door, passed once (prompt, settings, model): a bad request fails fast, with one line
             prepared = await self.io(self.svc.prepare, req)
             if settings.get("persona") and guild_id:

@@ -152,8 +152,11 @@ class StoryMixin:
 
     async def _continue_story(self, surface: Surface, user, guild_id: int, channel_id: int, story_id: int,
                               text: str, shown: str, *, settings_channel: int) -> None:
-        result = await self.run_generation(surface, user, guild_id, channel_id, text[-self.svc.story_context_chars:],
-                                           shown=shown, settings_channel=settings_channel)
+        # the whole story under its key: the service primes from the state its last turn left (only the new
+        # lines and the last continuation run through the model) and all of it conditions what comes next
+        result = await self.run_generation(surface, user, guild_id, channel_id, text[-self.svc.max_story_chars:],
+                                           shown=shown, settings_channel=settings_channel,
+                                           story=f"discord:{story_id}")
         if result is not None and result.text and result.status in ("complete", "interrupted"):
             story = await self.io(self.svc.append_story, story_id, result.text)
             self._remember(story_id, result.text, story.text)

@@ -257,8 +257,8 @@ def show_settings(s: ReplSession) -> None:
 @command("show", "/show", "the settings, the mode and the model card")
 def show_cmd(s: ReplSession, arg: str) -> None:
     show_settings(s)
-    s.say(f"mode {s.mode} · story {len(s.story):,} chars (the model sees the last "
-          f"{min(len(s.story), s.svc.story_context_chars):,})")
+    s.say(f"mode {s.mode} · story {len(s.story):,} chars (the model sees all of it, up to "
+          f"{s.svc.max_story_chars:,})")
     card = s.svc.card(s.model_spec)
     m = card.get("model") or {}
     tok = card.get("tokenizer") or {}

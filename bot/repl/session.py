@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import uuid
 from typing import IO, Any
 
 from rich.cells import cell_len
@@ -121,6 +122,7 @@ class ReplSession:
         self.mode = mode if mode in MODES else "story"
         self.settings = SamplingSettings.from_dict(settings).to_dict()
         self.story = Story()
+        self.story_key = f"repl:{uuid.uuid4().hex}"  # the service keeps the story's state under it
         self.user_name = user_name
         self.done = False
         self.exit_code = 0
@@ -216,9 +218,11 @@ class ReplSession:
     def generate(self, turn: Turn, parent_id: int | None) -> Result | None:
         """Continue the story (whose last turn is `turn`); fills in the turn. None when it could not
         start (the reason is shown)."""
-        prompt = self.story.tail(self.svc.story_context_chars)  # the end of the story, as much as the model sees
+        # the whole story, with this session's key: the service primes from the state its last turn left, so
+        # only what was added since runs through the model, and all of the story conditions what comes next
+        prompt = self.story.tail(self.svc.max_story_chars)
         req = Request(prompt=prompt, model=self.model_spec, settings=dict(self.settings),
-                      source="repl", user_name=self.user_name, parent_id=parent_id)
+                      source="repl", user_name=self.user_name, parent_id=parent_id, story=self.story_key)
         result = self._run(req)
         if result is None:
             return None

@@ -21,6 +21,7 @@ from generator.generation.settings import (
     CONTEXT_CHARS,
     MAX_LENGTH,
     MAX_PROMPT_CHARS,
+    MAX_STORY_CHARS,
     SETTINGS,
     UNITS,
     SamplingSettings,
@@ -41,7 +42,7 @@ from .jobs import MAX_JOB_SECONDS
 
 __all__ = [
     "AsyncStream", "AsyncTextStream", "COALESCE_S", "CONTEXT_CHARS", "ContinuationService", "Feedback",
-    "Generation", "Ghostwrite", "GhostwriteError", "MAX_JOB_SECONDS", "MAX_LENGTH", "MAX_PROMPT_CHARS",
+    "Generation", "Ghostwrite", "GhostwriteError", "MAX_JOB_SECONDS", "MAX_LENGTH", "MAX_PROMPT_CHARS", "MAX_STORY_CHARS",
     "Prepared", "Relay", "Request", "Result", "SETTINGS", "Setting", "SamplingSettings", "Story", "Stream",
     "TextStream", "TrainingRun", "UNITS", "atomic_write_bytes", "atomic_write_text", "check_database_url", "check_prompt",
     "clean_text", "env", "footer_parts", "home", "json_schema", "lookup_setting", "settings_line",

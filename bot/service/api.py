@@ -37,6 +37,10 @@ class Request:
     parent_id: int | None = None
     input_note: str | None = None  # set by the service when it had to repair the prompt (see clean_text)
     logprobs: int = 0  # > 0: the stream keeps each token's log-probability and this many alternatives
+    # a story's key (e.g. "repl:<session>", "discord:<channel>"): `prompt` is then the story's whole text
+    # (up to MAX_STORY_CHARS, not cut to CONTEXT_CHARS), primed from the state the story's last turn left,
+    # so only what was added since runs through the model; an edited story is primed again, same text
+    story: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ class Ghostwrite(Protocol):
 
     max_prompt_chars: int  # the longest prompt a request may carry
     story_context_chars: int  # how much of a story's end a continuation sees
+    max_story_chars: int  # the longest story text a request with a story key may carry
     default_model: str | None
 
     # ---- generating ------------------------------------------------------------------------------------

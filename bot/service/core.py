@@ -9,7 +9,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from generator.errors import GhostwriteError
-from generator.generation.settings import CONTEXT_CHARS, MAX_PROMPT_CHARS
+from generator.generation.settings import CONTEXT_CHARS, MAX_PROMPT_CHARS, MAX_STORY_CHARS
 
 from .generation import Generating
 from .jobs import JobRunner, Jobs
@@ -29,6 +29,7 @@ class ContinuationService(Generating, Library, Records, Members, Jobs, Style):
         self.device = device
         self.max_prompt_chars: int = MAX_PROMPT_CHARS  # the service's limits, read by frontends
         self.story_context_chars: int = CONTEXT_CHARS  # how much of a story's end a continuation sees
+        self.max_story_chars: int = MAX_STORY_CHARS  # a story's whole text, sent with its key (Request.story)
         self.job_runner = job_runner
         self._models: dict[tuple[str, int], object] = {}
         self._load_lock = threading.Lock()

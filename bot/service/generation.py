@@ -21,7 +21,7 @@ import generator
 from generator import registry
 from generator.corpora.corpus import unsurrogate
 from generator.errors import GhostwriteError
-from generator.generation.settings import SETTINGS, SamplingSettings, check_prompt
+from generator.generation.settings import CONTEXT_CHARS, SETTINGS, SamplingSettings, check_prompt
 from generator.paths import home, models_dir
 
 from .api import Prepared, Request, Result
@@ -128,7 +128,7 @@ class Generating:
         frontend to show), then the prompt's length and the sampling settings checked."""
         request.prompt, note = clean_text(request.prompt)
         request.input_note = note or request.input_note
-        check_prompt(request.prompt)
+        check_prompt(request.prompt, story=request.story is not None)
         return SamplingSettings.from_dict(request.settings)
 
     def prepare(self, request: Request | Prepared) -> Prepared:
@@ -273,7 +273,7 @@ class Stream:
         lm, req = self.lm, self.request
         # batched with every other request on this model (one forward step per token for all of them);
         # the same text as lm.generate for the same seed
-        gen = lm.serve(req.prompt, self.settings, logprobs=req.logprobs)
+        gen = lm.serve(req.prompt, self.settings, logprobs=req.logprobs, story=req.story)
         self.logprobs = gen.logprobs  # (text, log-probability, alternatives) per token, when asked for
         if self.wake_interval is not None and hasattr(gen, "wake_interval"):
             gen.wake_interval = self.wake_interval
@@ -306,7 +306,10 @@ class Stream:
         else:
             reason = status  # interrupted | error
         note = getattr(gen, "note", None)
-        fields = dict(model=lm.name, model_version=lm.version, prompt=req.prompt, output=text, status=status,
+        # (a story's row keeps the end of its text, as much as a plain prompt primes: the turns before
+        # are rows of their own, and a long story stored whole on every turn would grow as its square)
+        prompt = req.prompt if req.story is None else req.prompt[-CONTEXT_CHARS:]
+        fields = dict(model=lm.name, model_version=lm.version, prompt=prompt, output=text, status=status,
                       error=error, source=req.source, params=settings, user_id=req.user_id, user_name=req.user_name,
                       guild_id=req.guild_id, channel_id=req.channel_id, tokens_in=gen.tokens_in,
                       tokens_out=gen.tokens_out, latency_ms=latency, parent_id=req.parent_id, finish_reason=reason)

@@ -74,6 +74,8 @@ def _generation_fields(fields: dict[str, Any]) -> dict[str, Any]:
 class Store(StoreBatch, StoreExtras, StoreUpkeep, StoreMembers):
     """The ghostwrite database. Safe to share between threads; several processes may use one file."""
 
+    _whole_fields = staticmethod(_generation_fields)  # (for StoreBatch.record_generations)
+
     def __init__(
         self,
         url: str | URL | None = None,

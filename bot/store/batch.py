@@ -19,21 +19,20 @@ class StoreBatch:
 
     _db: Any
     _dialect_insert: Any
+    _whole_fields: Any  # Store's check and normalisation of a generation's columns
 
     def record_generations(self, rows: list[dict[str, Any]]) -> list[int]:
         """Record whole generations (each a dict of `record_generation`'s keyword arguments) in one
         transaction; returns their ids in order. All or none: a refused row or a missing parent raises as
         `record_generation` would, and nothing of the batch is stored. A row whose `request_key` is
         stored already keeps its first id, as with `record_generation`."""
-        from bot.store import _generation_fields
-
         known = set(inspect.signature(type(self).record_generation).parameters) - {"self"}
         batch = []
         for r in rows:
             extra = sorted(set(r) - known)
             if extra:
                 raise TypeError(f"record_generations: unknown fields {extra}")
-            batch.append(_generation_fields({"status": "complete", **r}))
+            batch.append(self._whole_fields({"status": "complete", **r}))
 
         def tx(s: Session) -> list[int]:
             for parent in {f["parent_id"] for f in batch if f.get("parent_id") is not None}:
