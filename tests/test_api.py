@@ -419,3 +419,22 @@ def test_nothing_storable_is_a_503_before_any_text(base, svc, stream, monkeypatc
     err = assert_openai_error(r, 503, "nothing can be stored")
     assert err["type"] == "server_error"
     assert len(rows(svc)) == before
+
+
+@pytest.mark.parametrize("extra", [{"stop": ["e", "a"]}, {"ban": ["e"]}, {"stop": ["\n"], "ban": ["th"]}])
+def test_logprobs_join_to_the_text_with_stop_and_banned_strings(base, extra):
+    from bot.service import SETTINGS
+
+    if not {"stop", "ban"} <= {s.name for s in SETTINGS}:
+        pytest.skip("the settings contract has no stop or banned strings yet")
+    body = {"model": "tiny", "prompt": "ROMEO:", "length": 300, "logprobs": 2, "seed": 6, **extra}
+    whole = httpx.post(base + "/v1/completions", json=body, timeout=60).json()["choices"][0]
+    assert "".join(whole["logprobs"]["tokens"]) == whole["text"]
+    assert len(whole["logprobs"]["tokens"]) == len(whole["logprobs"]["top_logprobs"])
+    # a character model: one character a token, none held back or rewound into an empty or joined entry
+    assert all(len(t) == 1 for t in whole["logprobs"]["tokens"])
+    with httpx.stream("POST", base + "/v1/completions", json={**body, "stream": True}, timeout=60) as r:
+        events = [json.loads(ln[6:]) for ln in r.iter_lines() if ln.startswith("data: {")]
+    text = "".join(c["text"] for e in events for c in e["choices"])
+    tokens = [t for e in events for c in e["choices"] if c["logprobs"] for t in c["logprobs"]["tokens"]]
+    assert text == whole["text"] and "".join(tokens) == text and all(len(t) == 1 for t in tokens)

@@ -43,3 +43,17 @@ def test_without_logprobs_nothing_is_kept(lm):
     g = lm.serve("ROMEO:", {"length": 5, "seed": 1})
     "".join(g)
     assert g.logprobs is None
+
+
+@pytest.mark.parametrize("extra", [{"stop": ["e", "a"]}, {"ban": ["e"]}, {"stop": ["\n"], "ban": ["th"]}])
+def test_logprobs_follow_stop_strings_and_rewinds(lm, extra):
+    """A stop string's tokens are not listed, a banned string's rewound tokens go, and text held back
+    (it may still begin a stop or banned string) is still one entry a token: the entries join to the text."""
+    from generator.generation.settings import BY_NAME
+
+    if not set(extra) <= set(BY_NAME):
+        pytest.skip("the settings contract has no stop or banned strings yet")
+    g = lm.serve("ROMEO:", {"length": 300, "seed": 6, **extra}, logprobs=2)
+    text = "".join(g)
+    assert "".join(piece for piece, _, _ in g.logprobs) == text
+    assert all(len(piece) == 1 for piece, _, _ in g.logprobs)  # a character model: one character a token

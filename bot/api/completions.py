@@ -55,16 +55,26 @@ class Choice:
         self.lp_used = 0
         self.lp_chars = 0
 
-    def logprobs(self) -> dict | None:
-        """The logprobs object for the tokens whose text has been delivered since the last call."""
+    def logprobs(self, final: bool = False) -> dict | None:
+        """The logprobs object for the tokens whose text has been delivered since the last call. `final`:
+        the text has ended, so the token it ends inside (a stop string's cut) is cut to it and any after
+        it are left out: the tokens join to the text."""
         source = self.stream.source
         entries = getattr(source, "logprobs", None)
         if entries is None:
             return None
         taken = []
-        while self.lp_used < len(entries) and self.lp_chars + len(entries[self.lp_used][0]) <= self.delivered:
-            taken.append(entries[self.lp_used])
-            self.lp_chars += len(entries[self.lp_used][0])
+        while self.lp_used < len(entries):
+            text, lp, top = entries[self.lp_used]
+            room = self.delivered - self.lp_chars
+            if final and room <= 0:
+                break  # tokens past the text's end (a stop string)
+            if len(text) > room:
+                if not final:
+                    break
+                text = text[:room]
+            taken.append((text, lp, top))
+            self.lp_chars += len(text)
             self.lp_used += 1
         offset = (len(self.prompt) if self.echo else 0) + self.lp_chars - sum(len(e[0]) for e in taken)
         return bodies.logprobs_block(taken, offset)
@@ -126,7 +136,7 @@ async def complete(request: Request, who: str | None):
     out = []
     for c, r in zip(choices, results):
         c.delivered = len(r.text)
-        lp = c.logprobs() if completion.logprobs else None
+        lp = c.logprobs(final=True) if completion.logprobs else None
         out.append({"text": (c.prompt if c.echo else "") + r.text, "index": c.index, "logprobs": lp,
                     "finish_reason": _finish(r), "generation_id": r.generation_id})
     return JSONResponse({**head, "choices": out, "usage": _usage(results)})
@@ -208,7 +218,7 @@ async def _events(head: dict, choices: list[Choice], completion: bodies.Completi
                     continue
                 if r is not None:
                     c.delivered = len(r.text)
-                lp = c.logprobs() if completion.logprobs else None
+                lp = c.logprobs(final=True) if completion.logprobs else None
                 tail = lp if lp and lp["tokens"] else None
                 yield chunk(c, "", _finish(r) if r is not None else "length", tail)
                 continue

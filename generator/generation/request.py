@@ -71,12 +71,17 @@ class GenerationRequest:
 
     def emit(self, token: int) -> tuple[str, bool]:
         """Take one sampled token: (text that became printable, whether the output is complete)."""
+        before, at = self.tokens_out, len(self.text)
         piece, done = self._emit(token)
         if self.logprobs is not None and self.proc.noted is not None:
             lp, top = self.proc.noted
             self.proc.noted = None
-            decode = self._tokenizer.decode
-            self.logprobs.append((piece, lp, [(decode([t]), v) for t, v in top]))
+            if self.tokens_out <= before:  # a banned string rewound the request: its tokens' entries go too
+                del self.logprobs[self.tokens_out:]
+            elif not (done and at >= len(self.text)):  # (a token the end cut off entirely is not listed)
+                # the token's own text (a stop string's cut may end the text inside it, or before it)
+                decode = self._tokenizer.decode
+                self.logprobs.append((self.text[at:], lp, [(decode([t]), v) for t, v in top]))
         return piece, done
 
     def _emit(self, token: int) -> tuple[str, bool]:
