@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import shutil
 
-from bot.service import ContinuationService, Request
+import pytest
+
+from bot.service import ContinuationService, GhostwriteError, Request
 from generator import paths, registry
 
 
@@ -39,3 +41,17 @@ def test_a_cards_style_defaults_follow_its_rewrite(tiny_model, session_home, fre
     registry.update_card("styled", 1, {"style": {"defaults": {"temperature": 0.65}}})
     assert svc.prepare(req()).settings.temperature == 0.65
     assert svc.prepare(Request("K", model="styled", settings={"temperature": 0.9})).settings.temperature == 0.9
+
+
+def test_a_name_resolves_to_its_newest_version_after_a_publish_and_a_removal(tiny_model, session_home, fresh_home):
+    svc = ContinuationService(store=None)
+    _copy_model(session_home, "grows", "2026-01-01T00:00:00")
+    assert svc.resolve("grows") == ("grows", 1)
+    shutil.copytree(paths.models_dir() / "grows" / "v1", paths.models_dir() / "grows" / "v2")
+    assert svc.resolve("grows") == ("grows", 2) and svc.resolve("grows@v1") == ("grows", 1)
+    shutil.rmtree(paths.models_dir() / "grows" / "v2")
+    assert svc.resolve("grows") == ("grows", 1)
+    with pytest.raises(GhostwriteError, match="unknown model"):
+        svc.resolve("nothing")
+    with pytest.raises(GhostwriteError, match="invalid model"):
+        svc.resolve("../x")

@@ -33,7 +33,7 @@ class ContinuationService(Generating, Library, Records, Members, Jobs, Style):
         self.job_runner = job_runner
         self._models: dict[tuple[str, int], object] = {}
         self._load_lock = threading.Lock()
-        self._newest, self._defaults = None, {}  # what prepare read from the registry, until it changes
+        self._newest, self._defaults, self._resolved = None, {}, {}  # what prepare read from the registry
         self._store_lock = threading.Lock()
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ghostwrite-gen")
         self._rows = GroupCommit(self._record_batch)  # finished requests' rows, written together

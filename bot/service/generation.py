@@ -62,13 +62,21 @@ class Generating:
     _load_lock: threading.Lock
     _newest: tuple | None  # (the model folders' stamps, the newest model's name)
     _defaults: dict  # (name, version) -> (the card's stamp, its defaults)
+    _resolved: dict  # spec -> (its model folder's stamp, (name, version))
     _storable_at: float = float("-inf")  # when the spool was last found writable
     model_defaults: Callable[[str, int], dict]  # (style.py)
 
     # ---- models -------------------------------------------------------------------------------------
     def resolve(self, spec: str | None) -> tuple[str, int]:
         spec = spec or self.default_model or self._newest_model()
-        return registry.resolve(spec)
+        try:  # a model's versions are listed again only when its folder changed (a version published or removed)
+            stamp = (models_dir() / registry.parse_spec(spec)[0]).stat().st_mtime_ns
+        except (OSError, GhostwriteError):
+            return registry.resolve(spec)  # (which says what is wrong)
+        hit = self._resolved.get(spec)
+        if hit is None or hit[0] != stamp:
+            hit = self._resolved[spec] = (stamp, registry.resolve(spec))
+        return hit[1]
 
     def _newest_model(self) -> str:
         """The most recently created model (no model asked for, no default set). Its cards are read again
