@@ -229,13 +229,17 @@ class RetrainMixin:
             return
         await surface.begin()
         lines, members = [], set()
-        async for message in ctx.channel.history(limit=min(messages, self.config.channel_corpus_messages)):
-            if message.author.bot or str(message.author.id) not in opted:
-                continue  # never read: only the author of an opted-in member's message is looked at first
-            text = message.clean_content.strip()
-            if text:
-                lines.append(text)
-                members.add(message.author.id)
+        try:
+            async for message in ctx.channel.history(limit=min(messages, self.config.channel_corpus_messages)):
+                if message.author.bot or str(message.author.id) not in opted:
+                    continue  # never read: only the author of an opted-in member's message is looked at first
+                text = message.clean_content.strip()
+                if text:
+                    lines.append(text)
+                    members.add(message.author.id)
+        except discord.Forbidden:
+            await surface.fail("I can't read this channel's history: I need Read Message History here.")
+            return
         lines.reverse()  # oldest first, as written
         corpus = "\n".join(lines) + "\n"
         counts = f"{len(lines)} messages from {len(members)} member(s), {len(corpus):,} characters"

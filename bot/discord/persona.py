@@ -34,8 +34,10 @@ def persona_name(card: dict, model: str) -> str:
 class PersonaSurface(Surface):
     """Pages go out through the webhook; errors and files through the surface it wraps."""
 
-    def __init__(self, inner: Surface, webhook: discord.Webhook, name: str, thread: discord.abc.Snowflake | None):
-        self.inner, self.webhook, self.name, self.thread = inner, webhook, name, thread
+    def __init__(self, inner: Surface, webhook: discord.Webhook, name: str, thread: discord.abc.Snowflake | None,
+                 on_gone: typing.Callable[[], None] = lambda: None):
+        self.inner, self.webhook, self.name, self.thread, self.on_gone = inner, webhook, name, thread, on_gone
+        self.plain = False  # the webhook was deleted under us: this reply goes on as plain messages
 
     async def begin(self) -> None:
         await self.inner.begin()
@@ -46,7 +48,14 @@ class PersonaSurface(Surface):
             kwargs["view"] = view
         if self.thread is not None:
             kwargs["thread"] = self.thread
-        message = await self.webhook.send(content, **kwargs)
+        if self.plain:
+            return await self.inner.send_page(index, content, view)
+        try:
+            message = await self.webhook.send(content, **kwargs)
+        except discord.NotFound:  # an admin deleted the webhook: forget it, answer plainly
+            self.on_gone()
+            self.plain = True
+            return await self.inner.send_page(index, content, view)
         if index == 0 and isinstance(self.inner, InteractionSurface):
             # the deferred "thinking…" answer becomes a one-line pointer to the persona's message
             try:
@@ -93,7 +102,7 @@ class Personas:
             log.info("no persona webhook in #%s (%s): plain messages", home.id, e)
             self._refused[home.id] = time.monotonic() + RETRY_AFTER
             return surface
-        return PersonaSurface(surface, hook, name, thread)
+        return PersonaSurface(surface, hook, name, thread, on_gone=lambda: self.forget(home.id))
 
     async def _webhook(self, channel: discord.TextChannel, model: str, name: str) -> discord.Webhook:
         key = (channel.id, model)

@@ -408,6 +408,8 @@ class FakeDiscord:
             if len(p) == 5 and p[3] == "messages" and method == "PATCH":
                 return self._edit(p[4], payload)
             return None
+        if p[1] != str(APP_ID):
+            return None  # a deleted (or never made) channel webhook: 404 Unknown Webhook
         token = p[2]
         if len(p) == 3 and method == "POST":
             return self._new_message(self.token_channels.get(token, str(CHANNEL_ID)), payload, files, webhook=True)

@@ -138,6 +138,7 @@ async def test_persona_posts_as_the_author_through_a_webhook_and_votes_and_butto
     assert all(c.payload["allowed_mentions"] == {"parse": []} for c in sends)
     assert final.path.startswith(f"/webhooks/{wid}/")
     assert [b["custom_id"].split(":")[1] for b in final.payload["components"][0]["components"]] == ["retry", "more"]
+    await eventually(lambda: store.list_generations(limit=None)[0].message_id is not None)  # (after the last edit)
     (gen,) = store.list_generations(limit=None)
     message = server.messages[gen.message_id]
     assert message["webhook_id"] == wid and message["author"]["username"] == "Jane Austen"
@@ -159,6 +160,17 @@ async def test_persona_posts_as_the_author_through_a_webhook_and_votes_and_butto
     await server.wait_for_call(lambda c: footer_edit(c) and c.path.startswith(f"/webhooks/{wid}/"), start=start)
     assert len(server.webhooks) == 1
     assert [g.parent_id for g in store.list_generations(limit=None)][0] == gen.id
+    # an admin deletes the webhook: the next reply comes as a plain message, the one after makes a new webhook
+    server.webhooks.clear()
+    start = len(server.calls)
+    await server.send_interaction("continue", [option("prompt", "Again"), option("length", 30)])
+    plain = await server.wait_for_call(lambda c: footer_edit(c) and wid not in c.path, start=start)
+    assert plain.path.endswith("/messages/@original") and not server.webhooks
+    start = len(server.calls)
+    await server.send_interaction("continue", [option("prompt", "Once more"), option("length", 30)])
+    again = await server.wait_for_call(footer_edit, start=start)
+    (new,) = server.webhooks
+    assert new != wid and again.path.startswith(f"/webhooks/{new}/")
 
 
 async def test_persona_falls_back_to_plain_messages_without_manage_webhooks(fake_server, gw_live, store, svc):
