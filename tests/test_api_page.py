@@ -118,3 +118,27 @@ def test_page_continues_at_the_cursor_with_alternatives(base, tmp_path):
             assert "temperature must be between 0 and 10" in page.inner_text("#status")
         finally:
             browser.close()
+
+
+def test_page_asks_for_the_api_key_when_the_server_needs_one(base):
+    from bot.api import ApiConfig
+
+    _, svc = base
+    key = "p" * 24
+    with running(ApiConfig(keys={"writer": key}), svc) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.wait_for_function("document.getElementById('status').classList.contains('error')")
+            assert page.is_visible("#key") and "API key" in page.inner_text("#status")
+            page.fill("#key", key)
+            page.dispatch_event("#key", "change")
+            page.wait_for_function("document.querySelectorAll('#model option').length > 0")
+            page.fill("#story", "ROMEO:")
+            page.click("#continue")
+            page.wait_for_function("document.getElementById('status').textContent.includes('chars in')",
+                                   timeout=60_000)
+            assert svc.history(source="api", limit=1)[0].user_id == "writer"
+        finally:
+            browser.close()
