@@ -75,6 +75,12 @@ def test_attribute_through_the_service_and_its_cache_follows_the_corpus(authors)
     cache.forget_memory()
     assert svc.attribute(passage, ["alpha", "gamma"])["scores"][0]["bits_per_char"] == pytest.approx(
         next(r for r in out["scores"] if r["corpus"] == "gamma")["bits_per_char"])  # read back from disk
+    # a damaged file is rebuilt, not an error
+    first.write_bytes(b"PK\x03\x04 not a zip")
+    (folder.parent / "style" / "x").write_bytes(b"")  # (a stray file beside it is ignored)
+    cache.forget_memory()
+    assert svc.attribute(passage, ["alpha", "gamma"])["winner"] == "gamma"
+    assert first.stat().st_size > 100
     # the corpus changes: its judge is rebuilt from the new text (the old one went with the old folder)
     save_corpus("gamma", AUTHORS["alpha"], lang="en", replace=True)
     again = svc.attribute(passage, ["alpha", "beta", "gamma"])

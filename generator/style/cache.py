@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ def _cached(path: Path, load, build):
     if path.is_file():
         try:
             obj = load(path)
-        except (OSError, ValueError, KeyError) as e:  # damaged or of another format: rebuilt
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # damaged, another format: rebuilt
             log.warning("rebuilding %s: %s", path, e)
     if obj is None:
         obj = build()
