@@ -76,3 +76,27 @@ def holding(svc):
         release.set()
         del svc.stream
 
+
+def rows(svc, **kw):
+    """The stored generations of the API (source `api`), newest first."""
+    return svc.history(source=kw.pop("source", "api"), limit=None, **kw)
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def assert_openai_error(r, status, *words):
+    """An OpenAI-shaped error body with this status, its message naming `words`."""
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert set(err) >= {"message", "type", "param", "code"} and isinstance(err["message"], str)
+    for w in words:
+        assert w in err["message"], err["message"]
+    return err
