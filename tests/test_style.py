@@ -250,3 +250,14 @@ def test_attribute_reads_standard_input_and_repairs_bad_bytes(authors, capsys, m
     out = json.loads(captured.out)
     assert out["winner"] == "alpha" and out["chars"] == len(passage) + 1  # the bad byte is one U+FFFD
     assert "1 undecodable byte replaced" in captured.err
+
+
+def test_judges_attribute_chinese_passages():
+    authors = {s: chinese_text(40_000, seed=s) for s in (5, 6)}
+    judges = {a: build_judge(split_text(t)[0]) for a, t in authors.items()}
+    for author, text in authors.items():
+        val = split_text(text)[1]
+        for k in range(5):
+            passage = val[k * 600:k * 600 + 100]
+            bpc = {a: j.bits_per_char(passage) for a, j in judges.items()}
+            assert min(bpc, key=bpc.get) == author
