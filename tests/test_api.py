@@ -223,3 +223,27 @@ def test_logprobs_join_to_the_text_with_stop_and_banned_strings(base, extra):
     text = "".join(c["text"] for e in events for c in e["choices"])
     tokens = [t for e in events for c in e["choices"] if c["logprobs"] for t in c["logprobs"]["tokens"]]
     assert text == whole["text"] and "".join(tokens) == text and all(len(t) == 1 for t in tokens)
+
+
+def test_a_story_key_takes_the_whole_story_and_writes_what_a_full_prime_writes(base, svc):
+    long = ("ROMEO:\nBut soft, what light through yonder window breaks?\n" * 500)[:25_000]
+    post = lambda body: httpx.post(base + "/v1/completions", json=body, timeout=60)  # noqa: E731
+    assert_openai_error(post({"model": "tiny", "prompt": long, "max_tokens": 5}), 400, "prompt too long")
+    turns = []
+    text = long
+    for _ in range(3):  # the story grows turn by turn; each turn is what a full prime of its text writes
+        r = post({"model": "tiny", "prompt": text, "max_tokens": 20, "seed": 3, "story": "s1"})
+        assert r.status_code == 200, r.text
+        out = r.json()["choices"][0]["text"]
+        turns.append(out)
+        text += out + "\nJULIET:\n"
+    assert len(set(turns)) > 1
+    row = svc.generation(r.json()["choices"][0]["generation_id"])
+    assert len(row.prompt) == svc.story_context_chars  # (a story's row keeps the end a prompt primes)
+    # the same story text without the key, on a fresh stretch: the same continuation as a full prime
+    short = "KING:\nWhat news?\n"
+    a = post({"model": "tiny", "prompt": short, "max_tokens": 20, "seed": 8, "story": "s2"}).json()
+    b = post({"model": "tiny", "prompt": short, "max_tokens": 20, "seed": 8}).json()
+    assert a["choices"][0]["text"] == b["choices"][0]["text"]
+    assert_openai_error(post({"model": "tiny", "prompt": "x", "story": ""}), 400, "story must be")
+    assert_openai_error(post({"model": "tiny", "prompt": "x", "story": 7}), 400, "story must be")

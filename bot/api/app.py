@@ -126,7 +126,8 @@ def create_app(config: ApiConfig | None = None, service: Ghostwrite | None = Non
     async def settings(request: Request):
         svc = request.app.state.svc
         return {"settings": json_schema(), "request": request_schema(), "max_prompt_chars": svc.max_prompt_chars,
-                "context_chars": svc.story_context_chars, "max_logprobs": MAX_LOGPROBS, "max_choices": MAX_CHOICES,
+                "context_chars": svc.story_context_chars,
+                "max_story_chars": svc.max_story_chars, "max_logprobs": MAX_LOGPROBS, "max_choices": MAX_CHOICES,
                 "keys": bool(request.app.state.keys)}
 
     @app.post("/v1/completions", openapi_extra={"requestBody": {"required": True, "content": {

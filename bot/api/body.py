@@ -21,7 +21,8 @@ MAX_CHOICES = 16  # n × prompts per request: each is a generation in the shared
 # OpenAI fields ghostwrite does not implement: accepted at their neutral values only
 NEUTRAL = {"presence_penalty": (0, 0.0), "frequency_penalty": (0, 0.0), "suffix": ("",), "logit_bias": ({},),
            "best_of": (1,)}
-OWN = {"model", "prompt", "stream", "stream_options", "n", "logprobs", "echo", "user", "max_tokens"}
+OWN = {"model", "prompt", "stream", "stream_options", "n", "logprobs", "echo", "user", "max_tokens", "story"}
+MAX_STORY_KEY = 100
 
 OPENAI_FIELDS: dict[str, dict] = {
     "model": {"type": "string", "description": "NAME or NAME@vN (GET /v1/models)"},
@@ -35,6 +36,10 @@ OPENAI_FIELDS: dict[str, dict] = {
                  "description": "Alternatives per token, with each token's log-probability"},
     "echo": {"type": "boolean", "default": False, "description": "The prompt before the continuation"},
     "user": {"type": ["string", "null"], "description": "Who asks (stored with the generation)"},
+    "story": {"type": ["string", "null"], "maxLength": MAX_STORY_KEY,
+              "description": "ghostwrite: a story's key. The prompt is then the story's whole text (up to "
+                             "max_story_chars), primed from the state its last turn left: only the new text "
+                             "runs through the model"},
 }
 
 
@@ -104,6 +109,10 @@ def parse(body: Any, caller: str | None, lenient: bool = False) -> Completion:
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise ApiError(400, f"user must be text, got {user!r}", param="user")
+    story = body.get("story")
+    if story is not None and (not isinstance(story, str) or not story or len(story) > MAX_STORY_KEY):
+        raise ApiError(400, f"story must be a key of 1 to {MAX_STORY_KEY} characters, got {story!r}"[:200],
+                       param="story")
 
     settings = {k: v for k, v in body.items() if k not in OWN and k not in NEUTRAL and v is not None
                 and (not lenient or k in LIST_SETTINGS)}
@@ -122,7 +131,9 @@ def parse(body: Any, caller: str | None, lenient: bool = False) -> Completion:
             if n > 1 and isinstance(seed, int) and not isinstance(seed, bool):
                 s["seed"] = seed + i  # as `ghostwrite generate -n`: sample i takes seed + i
             requests.append(Request(prompt=p, model=model, settings=s, source="api",
-                                    user_id=caller or user, user_name=user, logprobs=logprobs))
+                                    user_id=caller or user, user_name=user, logprobs=logprobs,
+                                    # (each caller's stories apart; n > 1 choices share the story's state)
+                                    story=None if story is None else f"api:{caller or ''}:{story}"))
     return Completion(model, requests, stream, echo, logprobs, bool(options.get("include_usage")))
 
 
