@@ -178,6 +178,8 @@ def test_eval_style_json_reports_and_fills_the_card(tiny_copy, capsys):
     assert style["prompts"] == 6 and style["length"] == 120 and "defaults" not in style
     assert run(["models", "show", tiny_copy]) == 0
     assert json.loads(capsys.readouterr().out)["style"]["margin_bits"] == style["margin_bits"]
+    assert run(["models", "list"]) == 0
+    assert f"copies {style['longest_copied_median']:g}" in capsys.readouterr().out
 
 
 def test_sweep_records_the_best_settings_and_generation_uses_them(tiny_copy, capsys):

@@ -24,13 +24,23 @@ def models_list(json_out: bool = typer.Option(False, "--json"), all_versions: bo
     if not cards:
         console.print("no models yet: `ghostwrite train CORPUS` makes one")
         return
-    t = Table("model", "tokenizer", "size", "params", "val bits/char", "corpus", "created")
+    t = Table("model", "tokenizer", "size", "params", "val bits/char", "style", "corpus", "created")
     for c in cards:
         m = c["model"]
         t.add_row(f"{c['name']}@v{c['version']}", f"{c['tokenizer']['kind']} ({c['tokenizer']['vocab_size']:,})",
                   f"{m['num_layers']}×{m['hidden_size']}", f"{c['parameters']:,}", f"{c['val_bpc']:.3f}",
-                  c["corpus"], c["created"][:16])
+                  _style(c.get("style")), c["corpus"], c["created"][:16])
     console.print(t)
+
+
+def _style(style) -> str:
+    """`eval --style`'s figures from a card: attributed to its author (real text), median longest copy."""
+    try:
+        acc = "–" if style["accuracy"] is None else f"{float(style['accuracy']):.0%}"
+        real = "–" if style["ceiling"] is None else f"{float(style['ceiling']):.0%}"
+        return f"{acc} ({real}), copies {float(style['longest_copied_median']):g}"
+    except (TypeError, KeyError, ValueError):
+        return ""
 
 
 @app.command("show")
