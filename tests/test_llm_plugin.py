@@ -58,3 +58,13 @@ def test_llm_python_api_streams_pieces(tiny_model, tmp_path, monkeypatch):
     assert len(pieces) >= 2 and len("".join(pieces)) == 300
     assert response.response_json["finish_reason"] == "length"
     assert rows()[0].output == "".join(pieces)
+
+
+def test_llm_conversation_grows_the_story(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_USER_PATH", str(tmp_path / "llm"))
+    conversation = llm.get_model("ghostwrite/tiny").conversation()
+    first = conversation.prompt("ROMEO:", length=30, seed=2).text()
+    second = conversation.prompt("\nJULIET:", length=30, seed=3).text()
+    assert len(first) == len(second) == 30
+    row = rows()[0]
+    assert row.prompt.endswith("ROMEO:" + first + "\nJULIET:") and row.output == second

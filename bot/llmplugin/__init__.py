@@ -61,8 +61,11 @@ class Ghostwrite(llm.Model):
             text = past + text
         settings = {k: v for k, v in prompt.options.model_dump().items() if v is not None}
         svc = service()
-        req = Request(prompt=text[-svc.story_context_chars:] if conversation is not None else text,
-                      model=self.name, settings=settings, source="llm")
+        story = None
+        if conversation is not None:  # the chat's story: whole, primed from the state its last turn left
+            story = f"llm:{conversation.id}"
+            text = text[-svc.max_story_chars:]
+        req = Request(prompt=text, model=self.name, settings=settings, source="llm", story=story)
         try:
             st = svc.stream(req)
         except GhostwriteError as e:
