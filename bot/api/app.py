@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse
 
 from bot.service import ContinuationService, Ghostwrite, GhostwriteError, json_schema
 
@@ -146,8 +145,4 @@ def app_from_env() -> FastAPI:
     return create_app(ApiConfig.from_env(os.environ.get("GHOSTWRITE_API_CONFIG", "{}")))
 
 
-def now() -> int:
-    return int(time.time())
-
-
-__all__ = ["ApiConfig", "JSONResponse", "app_from_env", "create_app"]
+__all__ = ["ApiConfig", "app_from_env", "create_app"]
