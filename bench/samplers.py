@@ -32,7 +32,6 @@ import time
 
 from _common import BENCH, load, machine, median, table, use_home, write_results
 
-SPEED_NEW = {"min_p": 0.05, "dry_multiplier": 0.8}
 PROMPTS = ["ROMEO:\n", "First Citizen:\nBefore we proceed", "KING HENRY:\nO", "The ", "JULIET:\nWhat",
            "MENENIUS:\nI tell you, friends,", "\n", "LADY MACBETH:\n"]
 
@@ -76,38 +75,44 @@ def _concurrent(lm, settings: dict, n: int, rows: int, seed: int) -> float:
 def speed(args) -> None:
     import generator
     from generator import registry
+    from generator.generation.settings import TOKENIZER_DEFAULTS
 
     use_home(args.home)
     if registry.latest_version("default") is None:
         sys.exit("no `default` model in bench/.cache/home: run bench/generation.py once (it trains it)")
-    models = [("default (char)", generator.load("default"), False)]
+    models = [("default (char)", generator.load("default"))]
     use_home(None, "samplers")
     for name in ("xiyouji-sp2",):
         if registry.latest_version(name) is not None:
-            models.append((f"{name} (sp)", generator.load(name), True))
+            models.append((f"{name} (sp)", generator.load(name)))
     rows = []
     base = {"temperature": 0.8}
-    for label, lm, sp in models:
-        for kind in ("single", "16 concurrent"):
-            got: dict[str, list[float]] = {"without": [], "with": []}
+    for label, lm in models:
+        kind = lm.tokenizer.kind
+        variants = {"defaults": TOKENIZER_DEFAULTS.get(kind, {}), "min_p 0.05": {"min_p": 0.05},
+                    "DRY 0.8": {"dry_multiplier": 0.8}}
+        for streams in ("single", "16 concurrent"):
+            got: dict[str, list[float]] = {v: [] for v in ["none", *variants]}
             for r in range(args.runs + 2):
-                for which in ("without", "with"):
-                    s = {**base, **(SPEED_NEW if which == "with" else {})}
-                    if sp and which == "without":  # the UTF-8 mask off: the tokenizer's byte kinds hidden
+                for which in got:
+                    s = {**base, **variants.get(which, {})}
+                    if which == "none" and kind == "sp":  # the UTF-8 mask off: the byte kinds hidden
                         lm.tokenizer._gw_byte_kinds = None
                     else:
                         lm.tokenizer.__dict__.pop("_gw_byte_kinds", None)
-                    v = _single(lm, s, 200, r) if kind == "single" else _concurrent(lm, s, 200, 16, 100 * r)
+                    v = _single(lm, s, 200, r) if streams == "single" else _concurrent(lm, s, 200, 16, 100 * r)
                     if r >= 2:  # two warm-up rounds
                         got[which].append(v)
             lm.tokenizer.__dict__.pop("_gw_byte_kinds", None)
-            w, n = median(got["with"]), median(got["without"])
-            rows.append({"model": label, "streams": kind, "without tok/s": n, "with tok/s": w, "ratio": w / n,
-                         "runs": len(got["with"])})
-    md = table("tokens/s, 200-token continuations at temperature 0.8; with = min_p 0.05 + DRY 0.8 (+ UTF-8 mask "
-               "for sp), medians", rows, ["model", "streams", "without tok/s", "with tok/s", "ratio", "runs"])
-    write_results("samplers-speed", {"machine": machine(), "settings_new": SPEED_NEW, "rows": rows, "table": md,
-                                     "load_at_end": load()})
+            n = median(got["none"])
+            for which, settings in variants.items():
+                w = median(got[which])
+                rows.append({"model": label, "streams": streams, "with": which, "settings": str(settings or "-"),
+                             "none tok/s": n, "with tok/s": w, "ratio": w / n, "runs": len(got[which])})
+    md = table("tokens/s, 200-token continuations at temperature 0.8, medians; none = no new sampler (for sp: no "
+               "UTF-8 mask either); defaults = the tokenizer's defaults (settings.TOKENIZER_DEFAULTS)", rows,
+               ["model", "streams", "with", "settings", "none tok/s", "with tok/s", "ratio", "runs"])
+    write_results("samplers-speed", {"machine": machine(), "rows": rows, "table": md, "load_at_end": load()})
 
 
 # ---- sweep ---------------------------------------------------------------------------------------------

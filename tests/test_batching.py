@@ -147,7 +147,8 @@ def test_service_streams_go_through_the_engine(lm, tmp_path):
     [t.start() for t in threads]
     [t.join(60) for t in threads]
     for (prompt, s), r in zip(jobs, results):
-        assert r.status == "complete" and r.text == lm.complete(prompt, s)
+        assert r.status == "complete" and r.text == lm.complete(prompt, r.settings)  # (with the model's defaults)
+        assert {k: r.settings[k] for k in s} == s
         assert r.tokens_out == s["length"] and r.generation_id is not None
     assert lm.engine().steps > steps_before
     # cancelling a stream stores it as interrupted with what was produced

@@ -106,22 +106,29 @@ def test_bias_items_are_tokens_or_strings(lm):
 
 
 def test_utf8_mask_lets_byte_pieces_form_only_valid_sequences():
-    class Bytes:  # tokens 0..3: a word piece, "é"'s lead byte 0xC3, its continuation 0xA9, a stray 0xFF
-        vocab_size = 4
+    class Bytes:  # tokens: a word piece, "é" = C3 A9, a stray FF, "€" = E2 82 AC's lead, an ASCII byte
+        vocab_size = 6
         unk_id = 0
 
         def byte_values(self):
-            return [None, 0xC3, 0xA9, 0xFF]
+            return [None, 0xC3, 0xA9, 0xFF, 0xE2, 0x41]
 
-    row = extras.RowExtras(SamplingSettings(), Bytes(), 4)
+    row = extras.RowExtras(SamplingSettings(), Bytes(), 6)
     ex, on = row.parts()
-    free = fastloop._adjust(torch.zeros(1, 4), ex, on)[0]
-    assert torch.isinf(free[2]) and torch.isinf(free[3]) and free[:2].tolist() == [0, 0]  # no lone continuation
-    row.track(1)  # a lead byte: only its continuation may follow
-    after = fastloop._adjust(torch.zeros(1, 4), ex, on)[0]
-    assert torch.isinf(after[[0, 1, 3]]).all() and after[2] == 0
+
+    def allowed():
+        return set(torch.nonzero(fastloop._adjust(torch.zeros(1, 6), ex, on)[0] == 0).view(-1).tolist())
+
+    assert allowed() == {0, 1, 4, 5}  # no lone continuation byte, never FF
+    row.track(1)  # C3: exactly one continuation byte must follow
+    assert allowed() == {2}
     row.track(2)
-    assert fastloop._adjust(torch.zeros(1, 4), ex, on)[0][:2].tolist() == [0, 0]
+    assert allowed() == {0, 1, 4, 5}
+    row.track(4)  # E2: two continuation bytes
+    row.track(2)
+    assert allowed() == {2}
+    row.track(2)
+    assert allowed() == {0, 1, 4, 5}
 
 
 # ---- stop strings -----------------------------------------------------------------------------------
@@ -251,3 +258,28 @@ def test_batched_rows_with_and_without_new_samplers_equal_alone():
         assert got == want
         for p, t in zip(alone + batch, want + got):
             p.observe(t)
+
+
+# ---- defaults per tokenizer ---------------------------------------------------------------------------
+def test_tokenizer_defaults_sit_under_the_cards_and_the_requests_own(tiny_model, tmp_path):
+    from bot.service import ContinuationService, Request
+    from bot.store import Store
+    from generator import registry
+    from generator.generation.settings import TOKENIZER_DEFAULTS
+
+    store = Store(f"sqlite:///{tmp_path / 'd.db'}")
+    svc = ContinuationService(store=store, default_model="tiny")
+    try:
+        char = TOKENIZER_DEFAULTS["char"]
+        got = svc.prepare(Request("K", settings={"length": 5})).settings.to_dict()
+        assert {k: got[k] for k in char} == char  # a char model's measured defaults
+        mine = {k: SamplingSettings().to_dict()[k] for k in char}  # the contract's, set explicitly: they win
+        got = svc.prepare(Request("K", settings={"length": 5, **mine})).settings.to_dict()
+        assert {k: got[k] for k in char} == mine
+        card = registry.read_card("tiny", 1)
+        registry.update_card("tiny", 1, {"style": {"defaults": {"dry_multiplier": 1.5}}})
+        assert svc.prepare(Request("K", settings={"length": 5})).settings.dry_multiplier == 1.5  # the card's own
+    finally:
+        registry.update_card("tiny", 1, {"style": card.get("style") or {}})
+        svc.close()
+        store.close()

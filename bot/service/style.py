@@ -11,7 +11,7 @@ from typing import Any
 
 from generator import registry
 from generator.errors import GhostwriteError
-from generator.generation.settings import BY_NAME, lookup
+from generator.generation.settings import BY_NAME, TOKENIZER_DEFAULTS, lookup
 
 log = logging.getLogger("ghostwrite.service")
 
@@ -94,7 +94,10 @@ class Style:
         """The sampling settings a model's card says suit it best (a style sweep's choice), checked against
         the settings contract; {} when none (a card edited by hand into junk counts as none)."""
         try:
-            chosen = (registry.read_card(name, version).get("style") or {}).get("defaults") or {}
+            card = registry.read_card(name, version)
+            # under the card's own choice: the defaults measured for its kind of tokenizer (settings.py)
+            kind = (card.get("tokenizer") or {}).get("kind") if isinstance(card.get("tokenizer"), dict) else None
+            chosen = {**TOKENIZER_DEFAULTS.get(kind, {}), **((card.get("style") or {}).get("defaults") or {})}
             return {k: BY_NAME[k].check(v) for k, v in chosen.items()
                     if k in BY_NAME and k not in ("length", "unit", "seed")}
         except (GhostwriteError, AttributeError, TypeError) as e:

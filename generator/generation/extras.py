@@ -25,23 +25,32 @@ from .fastloop import _track
 from .settings import SamplingSettings, parse_bias
 
 MAX_EXPONENT = 40.0  # base^(length − allowed) stays finite in float32 however long the repeat
+_NO_MASK, _NO_NEXT = torch.zeros(2, 1), torch.zeros(4, 1, dtype=torch.long)  # (no byte pieces: unused)
 DRY_WINDOW = 256  # tokens of context DRY looks back over (the prompt's tail included); empty slots hold V
 
 
-def byte_kinds(tokenizer) -> torch.Tensor | None:
-    """Per token: 0 not a byte piece, 1 an ASCII byte, -1 a continuation byte, 2/3/4 the lead byte of a
-    sequence of that many bytes, 9 a byte that never occurs in UTF-8. None: the tokenizer has no byte pieces."""
+def byte_kinds(tokenizer) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The UTF-8 automaton over the tokens, or None when the tokenizer has no byte pieces: (mask (2, V):
+    0 or -inf for each token outside a sequence (row 0: no lone continuation byte, no byte that never
+    occurs in UTF-8) and inside one (row 1: only a continuation byte); next (4, V): the continuation bytes
+    still expected after each token, when 0..3 were)."""
     cached = getattr(tokenizer, "_gw_byte_kinds", False)
     if cached is not False:
         return cached
     values = tokenizer.byte_values() if hasattr(tokenizer, "byte_values") else None
-    kinds = None
+    out = None
     if values is not None and any(v is not None for v in values):
-        kinds = torch.tensor([0 if b is None else 1 if b < 0x80 else -1 if b < 0xC0 else 9 if b < 0xC2
-                              else 2 if b < 0xE0 else 3 if b < 0xF0 else 4 if b < 0xF5 else 9 for b in values],
-                             dtype=torch.long)
-    tokenizer._gw_byte_kinds = kinds
-    return kinds
+        # per token: 0 not a byte piece or an ASCII byte, -1 a continuation byte, 2/3/4 a lead byte of a
+        # sequence of that many bytes, 9 a byte that never occurs in UTF-8
+        kinds = [0 if b is None or b < 0x80 else -1 if b < 0xC0 else 9 if b < 0xC2 else 2 if b < 0xE0
+                 else 3 if b < 0xF0 else 4 if b < 0xF5 else 9 for b in values]
+        inf = float("-inf")
+        mask = torch.tensor([[inf if k in (-1, 9) else 0.0 for k in kinds], [0.0 if k == -1 else inf for k in kinds]])
+        nxt = torch.tensor([[max(n - 1, 0) if k == -1 else (k - 1 if k in (2, 3, 4) else 0) for k in kinds]
+                            for n in range(4)], dtype=torch.long)
+        out = (mask, nxt)
+    tokenizer._gw_byte_kinds = out
+    return out
 
 
 def _pieces(tokenizer) -> list[str]:
@@ -100,8 +109,8 @@ class RowExtras:
         self.V = V
         self.bias: torch.Tensor | None = None
         self.dry_on = settings.dry_multiplier > 0
-        self.hist = torch.full((1, DRY_WINDOW), V, dtype=torch.long)
-        self.match = torch.zeros(1, DRY_WINDOW, dtype=torch.long)
+        self.hist = torch.full((DRY_WINDOW, 1), V, dtype=torch.long)  # time-major: one slice per shift
+        self.match = torch.zeros(DRY_WINDOW, 1, dtype=torch.long)
         self.table = penalty_table(settings) if self.dry_on else torch.zeros(1, DRY_WINDOW + 1)
         self.kinds = byte_kinds(tokenizer) if tokenizer is not None else None
         self.need = torch.zeros(1, dtype=torch.long)
@@ -120,8 +129,8 @@ class RowExtras:
     def parts(self) -> tuple[list[torch.Tensor], list[bool]]:
         """This row's tensors in the order fastloop expects, and which samplers are on."""
         bias = self.bias if self.bias is not None else torch.zeros(1, self.V)
-        kinds = self.kinds if self.kinds is not None else torch.zeros(self.V, dtype=torch.long)
-        return ([bias, self.hist, self.match, self.table, self.store, self.need, kinds, self.minlog],
+        mask, nxt = self.kinds if self.kinds is not None else (_NO_MASK, _NO_NEXT)
+        return ([bias, self.hist, self.match, self.table, self.store, self.need, mask, self.minlog, nxt],
                 [self.bias is not None, self.dry_on, self.kinds is not None, self.min_on])
 
     def prime(self, ids: list[int]) -> None:
@@ -154,8 +163,9 @@ def stack(rows: list[RowExtras]) -> tuple[list[torch.Tensor], list[bool]]:
     on = [any(p[1][i] for p in parts) for i in range(4)]
     if len(rows) == 1:
         return parts[0][0], on
-    ex = [torch.cat([p[0][i] for p in parts]) for i in range(8)]
-    ex[6] = parts[0][0][6]  # the byte kinds: one table for the model
+    # (the UTF-8 tables, 6 and 8, are the model's: one for every row)
+    ex = [parts[0][0][i] if i in (6, 8) else torch.cat([p[0][i] for p in parts], dim=1 if i in (1, 2) else 0)
+          for i in range(9)]
     return ex, on
 
 
@@ -164,7 +174,7 @@ def split(rows: list[RowExtras], ex: list[torch.Tensor], steps: int) -> None:
     tokens marked as tracked already."""
     for i, r in enumerate(rows):
         if len(rows) > 1:
-            r.hist.copy_(ex[1][i : i + 1])
-            r.match.copy_(ex[2][i : i + 1])
+            r.hist.copy_(ex[1][:, i : i + 1])
+            r.match.copy_(ex[2][:, i : i + 1])
             r.need.copy_(ex[5][i : i + 1])
         r.ahead = steps

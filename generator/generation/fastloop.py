@@ -44,24 +44,22 @@ def _adjust(logits: Tensor, ex: List[Tensor], on: List[bool]) -> Tensor:
         logits = logits + ex[0]
     if on[1]:
         logits = logits - _dry_penalty(ex[1], ex[2], ex[3], logits.size(1))
-    if on[2]:
-        need, kinds = ex[5], ex[6]
-        cont = (kinds == -1).view(1, -1)
-        allowed = torch.where((need > 0).view(-1, 1), cont, ~cont) & (kinds != 9).view(1, -1)
-        logits = logits.masked_fill(~allowed, float("-inf"))
+    if on[2]:  # ex[6][0]: what may come outside a sequence, ex[6][1]: inside one (0 or -inf per token)
+        logits = logits + ex[6].index_select(0, ex[5].clamp(max=1))
     return logits
 
 
 def _dry_penalty(hist: Tensor, match: Tensor, table: Tensor, V: int) -> Tensor:
-    """DRY: `match[r, q]` is how long the text ending at position q of row r's history repeats the text
-    ending now; the token that followed (`hist[r, q + 1]`) would extend the repeat, so its logit loses
-    `table[r, length]` (multiplier × base^(length − allowed) from the allowed length on, 0 below: see
-    extras.RowExtras), the largest over its occurrences. Breakers are kept in the history as V (the
-    penalty's spare column), so a repeat never runs across one and a breaker is never penalised."""
-    pen = table.gather(1, match[:, :-1])
-    out = torch.zeros(hist.size(0), V + 1, dtype=torch.float32)
-    out.scatter_reduce_(1, hist[:, 1:], pen, "amax")
-    return out[:, :V]
+    """DRY: `match[q, r]` is how long the text ending at position q of row r's history (time-major,
+    newest last) repeats the text ending now; the token that followed (`hist[q + 1, r]`) would extend
+    the repeat, so its logit loses `table[r, length]` (multiplier × base^(length − allowed) from the
+    allowed length on, 0 below: see extras.RowExtras), the largest over its occurrences. Breakers are
+    kept in the history as V (the penalty's spare column), so a repeat never runs across one and a
+    breaker is never penalised."""
+    pen = table.gather(1, match.narrow(0, 0, match.size(0) - 1).t())
+    out = torch.zeros(table.size(0), V + 1, dtype=torch.float32)
+    out.scatter_reduce_(1, hist.narrow(0, 1, hist.size(0) - 1).t(), pen, "amax")
+    return out.narrow(1, 0, V)
 
 
 def _track(tok: Tensor, ex: List[Tensor], on: List[bool]) -> None:
@@ -69,15 +67,16 @@ def _track(tok: Tensor, ex: List[Tensor], on: List[bool]) -> None:
     UTF-8 bytes still expected. In place."""
     if on[1]:
         hist, match = ex[1], ex[2]
-        col = tok.view(-1, 1)
-        match[:, :-1] = (match[:, :-1] + 1) * (hist[:, 1:] == col)
-        match[:, -1] = 0
-        hist[:, :-1] = hist[:, 1:].clone()
-        hist[:, -1:] = ex[4].gather(1, col)
-    if on[2]:
-        need, kinds = ex[5], ex[6]
-        k = kinds.index_select(0, tok)
-        need.copy_(torch.where(k == -1, (need - 1).clamp(min=0), torch.where(k >= 2, k - 1, torch.zeros_like(k))))
+        W = hist.size(0)
+        grown = match.narrow(0, 0, W - 1) + 1
+        grown.masked_fill_(hist.narrow(0, 1, W - 1) != tok.view(1, -1), 0)
+        match.narrow(0, 0, W - 1).copy_(grown)
+        match[W - 1].zero_()
+        hist.narrow(0, 0, W - 1).copy_(hist.narrow(0, 1, W - 1).clone())
+        hist[W - 1].copy_(ex[4].gather(1, tok.view(-1, 1)).view(-1))
+    if on[2]:  # ex[8][n, t]: the continuation bytes still expected after token t when n were
+        need = ex[5]
+        need.copy_(ex[8].view(-1).index_select(0, need * ex[8].size(1) + tok))
 
 
 def _choose(logits: Tensor, temps: Tensor, greedy: Tensor, u: Tensor, minlog: Tensor, min_on: bool) -> Tensor:

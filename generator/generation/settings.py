@@ -245,6 +245,14 @@ SETTINGS: tuple[Setting, ...] = (
             low=0, high=2**63 - 1, optional=True, meaning={None: "random"}, line="seed {}", server=False),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+# The defaults measured best for each kind of tokenizer (bench/samplers.py's sweep; README "Samplers"). The
+# service puts them under a model card's own choice (`style.defaults`, a style sweep's), which it puts under
+# a request's own settings: whatever a user sets explicitly wins. Checked against SETTINGS like any value.
+TOKENIZER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "char": {"dry_multiplier": 0.8},
+    "word": {},  # not measured: the contract's own defaults
+    "sp": {"min_p": 0.05, "dry_multiplier": 0.8},
+}
 # validation order: a setting whose cap depends on the unit after the unit
 _CHECK_ORDER = sorted(SETTINGS, key=lambda s: s.per_unit is not None)
 
