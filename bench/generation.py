@@ -128,15 +128,20 @@ def concurrency_round(svc, n: int, n_tokens: int, seed0: int) -> dict:
     return {"tokens": sum(toks), "wall_s": wall, "agg_tok_s": sum(toks) / wall, "first_token_s": firsts}
 
 
-def engine_round(lm, n: int, n_tokens: int, seed0: int) -> dict:
-    """`concurrency_round` without the service: n threads read lm.serve() directly (no door, no store)."""
+def engine_round(lm, n: int, n_tokens: int, seed0: int, prepared=None) -> dict:
+    """`concurrency_round` without the service: n threads read lm.serve() directly (no door, no store).
+    `prepared(prompt, settings)`: the settings the service would run the request with (its door adds the
+    model's and the tokenizer's defaults), made before the round starts, so both do the same work."""
     barrier = threading.Barrier(n + 1)
     firsts, ends, toks = [None] * n, [None] * n, [0] * n
+    sets = [settings(n_tokens, seed0 + i) for i in range(n)]
+    if prepared is not None:
+        sets = [prepared(PROMPTS[i % len(PROMPTS)], s) for i, s in enumerate(sets)]
 
     def work(i):
         barrier.wait()
         t0 = time.perf_counter()
-        g = lm.serve(PROMPTS[i % len(PROMPTS)], settings(n_tokens, seed0 + i))
+        g = lm.serve(PROMPTS[i % len(PROMPTS)], sets[i])
         for _piece in g:
             if firsts[i] is None:
                 firsts[i] = time.perf_counter() - t0
@@ -157,7 +162,7 @@ def engine_round(lm, n: int, n_tokens: int, seed0: int) -> dict:
 def service_vs_engine(lm, n: int, rounds: int, n_tokens: int, home) -> dict:
     """Issue 14 item 2: n concurrent requests through the service (rows stored) against the batching
     engine alone, rounds interleaved (engine, service, service, engine, ...) so load hits both alike."""
-    from bot.service import ContinuationService
+    from bot.service import ContinuationService, Request
     from bot.store import Store
 
     class Service(ContinuationService):
@@ -165,13 +170,21 @@ def service_vs_engine(lm, n: int, rounds: int, n_tokens: int, home) -> dict:
             return lm
 
     svc = Service(store=Store(f"sqlite:///{home}/bench-generation.db"))
+
+    def prepared(prompt, s):
+        return svc.prepare(Request(prompt=prompt, settings=s)).settings
+
     concurrency_round(svc, 2, 20, 0)  # warm: engine thread, store, SQLite
-    engine_round(lm, 2, 20, 0)
+    engine_round(lm, 2, 20, 0, prepared)
     eng, ser = [], []
     for r in range(rounds):
-        order = [(eng, lambda s: engine_round(lm, n, n_tokens, s)), (ser, lambda s: concurrency_round(svc, n, n_tokens, s))]
+        order = [(eng, lambda s: engine_round(lm, n, n_tokens, s, prepared)),
+                 (ser, lambda s: concurrency_round(svc, n, n_tokens, s))]
         for out, fn in (order if r % 2 == 0 else order[::-1]):
+            cpu = time.process_time()  # this process's CPU time, all threads: less moved by other tenants than the wall
             out.append(fn(1000 * r))
+            out[-1]["cpu_s"] = time.process_time() - cpu
+    batches = svc._rows.batches
     svc.close()
 
     def row(res):
@@ -183,7 +196,11 @@ def service_vs_engine(lm, n: int, rounds: int, n_tokens: int, home) -> dict:
 
     out = {"concurrent": n, "rounds": rounds, "tokens": n_tokens, "engine_alone": row(eng), "service": row(ser),
            "ratio_of_medians": round(median([x["agg_tok_s"] for x in ser]) / median([x["agg_tok_s"] for x in eng]), 3),
-           "median_round_ratio": round(median([s["agg_tok_s"] / e["agg_tok_s"] for s, e in zip(ser, eng)]), 3)}
+           "median_round_ratio": round(median([s["agg_tok_s"] / e["agg_tok_s"] for s, e in zip(ser, eng)]), 3),
+           "cpu_ms_per_round": {"engine_alone": round(median([x["cpu_s"] for x in eng]) * 1000, 1),
+                                "service": round(median([x["cpu_s"] for x in ser]) * 1000, 1)},
+           "tokens_per_cpu_s_ratio": round(median([x["cpu_s"] for x in eng]) / median([x["cpu_s"] for x in ser]), 3),
+           "store_transactions_per_round": round(batches / (rounds + 1), 1)}
     print(out, flush=True)
     return out
 

@@ -156,3 +156,23 @@ def test_a_refused_row_in_a_batch_is_set_aside_and_the_others_stored(tiny_model,
         assert store.get(out[0][0]).prompt == "p1" and store.get(out[2][0]).prompt == "p3"
         assert len(list((tmp_path / "unsaved-generations" / "rejected").iterdir())) >= 1
     store.close()
+
+
+def test_the_writer_waits_briefly_for_the_rows_of_requests_still_running(monkeypatch):
+    from bot.service import rows
+
+    monkeypatch.setattr(rows, "LINGER_S", 5.0)  # long: the test ends when the rows came, not on the clock
+    calls = []
+    gc = GroupCommit(lambda batch: calls.append(len(batch)) or [(1, None)] * len(batch))
+    for _ in range(3):
+        gc.begin()
+    threads = [threading.Thread(target=gc.write, args=({},)) for _ in range(3)]
+    for t in threads:
+        t.start()
+        time.sleep(0.01)
+    for t in threads:
+        t.join(10)
+    assert calls == [3]  # one transaction: the first writer waited for the two still running
+    t0 = time.monotonic()
+    assert gc.write({}) == (1, None) and time.monotonic() - t0 < 1.0  # nothing running: no wait
+    assert calls == [3, 1]

@@ -26,6 +26,7 @@ from generator.paths import home, models_dir
 
 from .api import Prepared, Request, Result
 from .bridge import AsyncStream
+from .rows import GroupCommit
 
 log = logging.getLogger("ghostwrite.service")
 STORABLE_TTL_S = 1.0  # how long a spool found writable is trusted without probing it again
@@ -63,6 +64,7 @@ class Generating:
     _newest: tuple | None  # (the model folders' stamps, the newest model's name)
     _defaults: dict  # (name, version) -> (the card's stamp, its defaults)
     _resolved: dict  # spec -> (its model folder's stamp, (name, version))
+    _rows: GroupCommit  # finished requests' rows, written together (rows.py)
     _storable_at: float = float("-inf")  # when the spool was last found writable
     model_defaults: Callable[[str, int], dict]  # (style.py)
 
@@ -282,6 +284,7 @@ class Stream:
         # batched with every other request on this model (one forward step per token for all of them);
         # the same text as lm.generate for the same seed
         gen = lm.serve(req.prompt, self.settings, logprobs=req.logprobs, story=req.story)
+        self.svc._rows.begin()  # its row will come (finally: _finish), the store's writer may wait for it
         self.logprobs = gen.logprobs  # (text, log-probability, alternatives) per token, when asked for
         if self.wake_interval is not None and hasattr(gen, "wake_interval"):
             gen.wake_interval = self.wake_interval
