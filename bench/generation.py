@@ -42,8 +42,11 @@ def ensure_model(name: str, args: list[str]) -> dict:
     return registry.read_card(name, registry.latest_version(name))
 
 
+EXTRA: dict = {}  # --set KEY=VALUE: added to every request's settings
+
+
 def settings(n: int, seed: int) -> dict:
-    return {"length": n, "unit": "tokens", "temperature": 0.8, "seed": seed}
+    return {"length": n, "unit": "tokens", "temperature": 0.8, **EXTRA, "seed": seed}
 
 
 def time_generate(lm, n_tokens: int, runs: int, warm: int = 3) -> list[float]:
@@ -184,7 +187,7 @@ def service_vs_engine(lm, n: int, rounds: int, n_tokens: int, home) -> dict:
             cpu = time.process_time()  # this process's CPU time, all threads: less moved by other tenants than the wall
             out.append(fn(1000 * r))
             out[-1]["cpu_s"] = time.process_time() - cpu
-    batches = svc._rows.batches
+    batches = getattr(getattr(svc, "_rows", None), "batches", None)  # (a service without group commit: None)
     svc.close()
 
     def row(res):
@@ -200,7 +203,7 @@ def service_vs_engine(lm, n: int, rounds: int, n_tokens: int, home) -> dict:
            "cpu_ms_per_round": {"engine_alone": round(median([x["cpu_s"] for x in eng]) * 1000, 1),
                                 "service": round(median([x["cpu_s"] for x in ser]) * 1000, 1)},
            "tokens_per_cpu_s_ratio": round(median([x["cpu_s"] for x in eng]) / median([x["cpu_s"] for x in ser]), 3),
-           "store_transactions_per_round": round(batches / (rounds + 1), 1)}
+           "store_transactions_per_round": None if batches is None else round(batches / (rounds + 1), 1)}
     print(out, flush=True)
     return out
 
@@ -242,7 +245,15 @@ def main() -> None:
                     help="only the 16-concurrent service-against-engine comparison, this many rounds each "
                          "(writes generation-service.json)")
     ap.add_argument("--label", default="current", help="name of the figures in generation-service.json")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a sampling setting for every request (a number or text), e.g. dry_multiplier=0")
     a = ap.parse_args()
+    for item in a.set:
+        key, _, value = item.partition("=")
+        try:
+            EXTRA[key] = float(value)
+        except ValueError:
+            EXTRA[key] = value
     if a.quick:
         a.runs, a.rounds = 5, 2
     home = use_home(a.home)
@@ -256,7 +267,7 @@ def main() -> None:
 
         card = ensure_model("default", ["--max-time", "120"])
         lm = load_lm("default", engine_threads(), quantize="auto")
-        res = {"machine": info, "model": card["model"], "path": "int8" if lm.int8 else "fp32",
+        res = {"machine": info, "model": card["model"], "path": "int8" if lm.int8 else "fp32", "settings_added": EXTRA,
                **service_vs_engine(lm, 16, a.service_vs_engine, 200, home)}
         res["machine"]["load_at_end"] = load()
         path = REPO / "bench" / "results" / "generation-service.json"
