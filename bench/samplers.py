@@ -5,9 +5,9 @@
     .venv/bin/python bench/samplers.py utf8     # U+FFFD in SentencePiece output, with and without the mask
 
 **speed** (bench/results/samplers-speed.json): one warm char model (bench/.cache/home's `default`, what
-bench/generation.py measures, trained if missing) and an sp model; 200-token continuations, the settings
-with and without min-p + DRY (and, for sp, the UTF-8 mask) alternated run by run in one process, so the
-ratio holds on a busy machine. Single stream: `LoadedModel.generate`, median of N runs. 16 concurrent:
+bench/generation.py measures) and an sp model; 200-token continuations with no sampler setting, with the
+tokenizer's defaults, with min-p alone and with DRY alone (sp: also the UTF-8 mask against no mask),
+alternated run by run in one process, so the ratios hold on a busy machine. Single stream: `LoadedModel.generate`, median of N runs. 16 concurrent:
 16 threads on `LoadedModel.serve` (the batching engine), aggregate tokens/s, median of N rounds.
 
 **sweep** (bench/results/samplers-sweep.json): models trained for ~60-120 s from ../shared corpora
@@ -91,12 +91,14 @@ def speed(args) -> None:
         kind = lm.tokenizer.kind
         variants = {"defaults": TOKENIZER_DEFAULTS.get(kind, {}), "min_p 0.05": {"min_p": 0.05},
                     "DRY 0.8": {"dry_multiplier": 0.8}}
+        if kind == "sp":  # the UTF-8 mask (a fix, always on) against none at all
+            variants["UTF-8 mask"] = {}
         for streams in ("single", "16 concurrent"):
-            got: dict[str, list[float]] = {v: [] for v in ["none", *variants]}
+            got: dict[str, list[float]] = {v: [] for v in ["none", *variants] + (["no mask"] if kind == "sp" else [])}
             for r in range(args.runs + 2):
                 for which in got:
                     s = {**base, **variants.get(which, {})}
-                    if which == "none" and kind == "sp":  # the UTF-8 mask off: the byte kinds hidden
+                    if which == "no mask":  # the UTF-8 mask off: the byte kinds hidden
                         lm.tokenizer._gw_byte_kinds = None
                     else:
                         lm.tokenizer.__dict__.pop("_gw_byte_kinds", None)
@@ -107,10 +109,13 @@ def speed(args) -> None:
             n = median(got["none"])
             for which, settings in variants.items():
                 w = median(got[which])
+                if which == "UTF-8 mask":
+                    n = median(got["no mask"])
                 rows.append({"model": label, "streams": streams, "with": which, "settings": str(settings or "-"),
                              "none tok/s": n, "with tok/s": w, "ratio": w / n, "runs": len(got[which])})
-    md = table("tokens/s, 200-token continuations at temperature 0.8, medians; none = no new sampler (for sp: no "
-               "UTF-8 mask either); defaults = the tokenizer's defaults (settings.TOKENIZER_DEFAULTS)", rows,
+    md = table("tokens/s, 200-token continuations at temperature 0.8, medians; none = no sampler setting (sp: with "
+               "the UTF-8 mask, always on; its own row compares it with no mask); defaults = the tokenizer's defaults "
+               "(settings.TOKENIZER_DEFAULTS)", rows,
                ["model", "streams", "with", "settings", "none tok/s", "with tok/s", "ratio", "runs"])
     write_results("samplers-speed", {"machine": machine(), "rows": rows, "table": md, "load_at_end": load()})
 
@@ -180,7 +185,7 @@ def main() -> None:
     ap.add_argument("--home", default=None)
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--prompts", type=int, default=20)
-    ap.add_argument("--temperatures", default="0.5,0.8,1.0")
+    ap.add_argument("--temperatures", default="0,0.3,0.5,0.8,1.0")
     ap.add_argument("--models", default="shakespeare-char,austen-char,xiyouji-sp2")
     args = ap.parse_args()
     {"speed": speed, "sweep": sweep, "utf8": utf8}[args.what](args)

@@ -261,12 +261,14 @@ def test_batched_rows_with_and_without_new_samplers_equal_alone():
 
 
 # ---- defaults per tokenizer ---------------------------------------------------------------------------
-def test_tokenizer_defaults_sit_under_the_cards_and_the_requests_own(tiny_model, tmp_path):
+def test_tokenizer_defaults_sit_under_the_cards_and_the_requests_own(tiny_model, tmp_path, monkeypatch):
     from bot.service import ContinuationService, Request
     from bot.store import Store
     from generator import registry
     from generator.generation.settings import TOKENIZER_DEFAULTS
 
+    # (whatever the measured defaults are: a char default that is not the contract's)
+    monkeypatch.setitem(TOKENIZER_DEFAULTS, "char", {"dry_multiplier": 0.8, "min_p": 0.02})
     store = Store(f"sqlite:///{tmp_path / 'd.db'}")
     svc = ContinuationService(store=store, default_model="tiny")
     try:
