@@ -132,4 +132,4 @@ def _channel_of(surface: Surface) -> tuple[typing.Any, discord.Permissions | Non
         return interaction.channel, interaction.app_permissions
     if isinstance(surface, MessageSurface):
         return surface.message.channel, None
-    return getattr(surface, "channel", None), None  # (story.ChannelSurface)
+    return getattr(surface, "channel", None), getattr(surface, "permissions", None)  # (story.ChannelSurface)

@@ -41,8 +41,9 @@ def thread_name(prompt: str, story_id: int) -> str:
 class ChannelSurface(Surface):
     """Posts into a channel or thread (a story's continuations inside its thread)."""
 
-    def __init__(self, channel: discord.abc.Messageable):
+    def __init__(self, channel: discord.abc.Messageable, permissions: discord.Permissions | None = None):
         self.channel = channel
+        self.permissions = permissions  # the bot's in the channel, when an interaction told (personas read them)
 
     async def begin(self) -> None:
         try:
@@ -93,7 +94,8 @@ class StoryMixin:
                 await self.io(self.svc.set_story_thread, story_id, opened.id, channel.id, mode)
                 self.story_texts[story_id] = prompt
                 if prompt:
-                    await self._continue_story(ChannelSurface(opened), ctx.author, ctx.guild.id, opened.id,
+                    perms = ctx.interaction.app_permissions if ctx.interaction is not None else None
+                    await self._continue_story(ChannelSurface(opened, perms), ctx.author, ctx.guild.id, opened.id,
                                                story_id, prompt, prompt, settings_channel=channel.id)
                 return
         story_id = await self.io(self.svc.start_story, ctx.guild.id, channel.id, prompt, ctx.author.id)

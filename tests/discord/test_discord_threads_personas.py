@@ -261,3 +261,19 @@ def test_persona_names_discord_accepts():
     assert "discord" not in persona_name({"author": "Discord Poet"}, "x").lower()
     assert len(persona_name({"author": "x" * 200}, "m")) == 80
     assert isinstance(discord.Webhook, type)
+
+
+async def test_persona_writes_a_story_thread_through_the_parent_channels_webhook(fake_server, gw_live, store, svc):
+    server = fake_server
+    svc.lms["bard"].card["author"] = "Mary Shelley"
+    store.set_setting("guild", GUILD_ID, "persona", True)
+    start = await start_story(server, "It was a dreary night")
+    made = await server.wait_for_call(lambda c: c.method == "POST" and c.path.endswith("/threads"), start=start)
+    tid = made.path.split("/")[4]
+    final = await server.wait_for_call(lambda c: footer_edit(c) and c.path.startswith("/webhooks/"), start=start)
+    (wid,) = server.webhooks
+    assert server.webhooks[wid]["channel_id"] == str(CHANNEL_ID)  # webhooks live on the parent channel
+    (first,) = [c for c in server.calls[start:] if c.method == "POST" and c.path.startswith(f"/webhooks/{wid}/")]
+    msg = server.messages[next(m for m, v in server.messages.items() if v.get("webhook_id") == wid)]
+    assert msg["channel_id"] == tid and msg["author"]["username"] == "Mary Shelley" and first.payload["username"]
+    assert final.payload["allowed_mentions"] == {"parse": []}
