@@ -30,7 +30,8 @@ class ListenersMixin:
     # ------------------------------------------------------------------ mentions
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or self.closing or self.bot.user is None or self._executor is None:
+        if message.author.bot or message.webhook_id is not None or self.closing or self.bot.user is None \
+                or self._executor is None:  # (a webhook: our own persona's posts among them)
             return
         mentioned = self.bot.user.id in message.raw_mentions  # an explicit @mention, not a reply ping
         in_thread = isinstance(message.channel, discord.Thread)

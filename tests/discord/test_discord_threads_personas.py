@@ -104,11 +104,17 @@ async def test_story_in_mention_mode_continues_only_when_asked(fake_server, gw_l
     start = len(server.calls)
     await server.send_message("just chatting", channel_id=int(tid))
     await asyncio.sleep(0.3)
+    # a webhook's post (a persona's own, say) that mentions the bot: not a member, no answer
+    from interactions import message_payload, user_payload
+
+    me = {"id": str(gw_live.user.id), "username": "ghostwrite", "discriminator": "0", "avatar": None, "bot": True}
+    await server.dispatch("MESSAGE_CREATE", message_payload(
+        f"<@{gw_live.user.id}> echo", channel_id=int(tid), guild_id=GUILD_ID, author=user_payload(4242, "Some Hook"),
+        mentions=[me], webhook_id=4242))
+    await asyncio.sleep(0.3)
     assert [c for c in server.calls[start:] if c.method == "POST"] == []
     assert store.get_story(story.id).text == before
-    await server.send_message(f"<@{gw_live.user.id}> North was south.", channel_id=int(tid),
-                              mentions=[{"id": str(gw_live.user.id), "username": "ghostwrite", "discriminator": "0",
-                                         "avatar": None, "bot": True}])
+    await server.send_message(f"<@{gw_live.user.id}> North was south.", channel_id=int(tid), mentions=[me])
     await server.wait_for_call(lambda c: footer_edit(c) and f"/channels/{tid}/" in c.path, start=start)
     assert "\nNorth was south." in store.get_story(story.id).text
 
