@@ -276,7 +276,11 @@ class RetrainMixin:
         """Cancel the running training job (the current version keeps serving)."""
         run_id = await self.io(self.svc.current_job)
         if run_id is None:
-            await surface_for(ctx).fail("No training job is running.")
+            newest = await self.io(self.svc.job_status, None)
+            elsewhere = newest is not None and _get(newest, "status") in ("queued", "running")
+            await surface_for(ctx).fail(f"Run #{_get(newest, 'id')} is another bot process's (another shard's): "
+                                        "cancel it from a server that process serves." if elsewhere
+                                        else "No training job is running.")
             return
         await ctx.defer(ephemeral=True)
         # Stopping the trainer can take seconds: not on the worker that serves store calls.

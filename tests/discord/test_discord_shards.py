@@ -128,3 +128,11 @@ async def test_one_training_job_across_processes(two):
     assert "another process" in refused.text
     runs = store.list_training_runs()
     assert len(runs) == 1 and runs[0].status in ("queued", "running", "complete")
+    status = store.list_training_runs()[0].status
+    if status == "running":  # cancelling is for the process that runs it
+        start = len(server.calls)
+        guild = guild_of(1)
+        await server.send_interaction("retrain", [], subcommand="cancel", permissions=ADMIN_PERMISSIONS,
+                                      guild_id=guild, channel_id=channel_of(guild))
+        told = await server.wait_for_call(lambda c: "another bot process" in (c.text or ""), start=start, timeout=30)
+        assert told.ephemeral
