@@ -4,6 +4,8 @@
     .venv/bin/python bench/quality.py           # 75 s: tinyshakespeare char/word/sp, xiyouji char/sp
     .venv/bin/python bench/quality.py --long    # adds tinyshakespeare char at 600 s
     .venv/bin/python bench/quality.py --only tinyshakespeare:char:75 --repeat 3
+    .venv/bin/python bench/quality.py --baseline --long      # issue 14: ratios to a plain nn.LSTM, 75 s and 600 s
+    .venv/bin/python bench/quality.py --baseline --only tinyshakespeare:char:20 --baseline-configs 1 --out smoke
 
 Each run uses a fresh data directory. The whole `train` process (start-up, tokenizer, training, final
 evaluation, publishing) is timed from outside and must end within the budget plus 15 s. Writes
@@ -20,12 +22,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from _common import REPO, RESULTS, corpus, load, machine, median, table, write_results
 
 CASES = [("tinyshakespeare", "char", 75), ("tinyshakespeare", "word", 75), ("tinyshakespeare", "sp", 75),
-         ("xiyouji", "char", 75), ("xiyouji", "sp", 75)]
-LONG = [("tinyshakespeare", "char", 600)]
+         ("xiyouji", "char", 75), ("xiyouji", "sp", 75), ("austen", "char", 75)]
+LONG = [("tinyshakespeare", "char", 600), ("austen", "char", 600), ("xiyouji", "char", 600)]
+# corpora made of several files (joined with a newline, each loaded and normalised as `train` loads one)
+JOINED = {"austen": ["authors/austen-emma.txt", "authors/austen-sense.txt", "austen_pride_and_prejudice.txt"]}
+# issue 14: the product's nats/char as a ratio to a plain nn.LSTM trained for the same budget in the same run
+RATIO_TARGETS = {75: 0.88, 600: 0.92}
 TARGETS = {("tinyshakespeare", "char", 75): 1.50, ("tinyshakespeare", "char", 600): 1.38}  # nats/char
 REFERENCE = {("tinyshakespeare", "char", 75): 1.59, ("tinyshakespeare", "char", 600): 1.45}  # issue: plain LSTM
 
@@ -34,9 +41,31 @@ def gw(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, cwd=REPO, capture_output=True, text=True)
 
 
+def corpus_path(name: str, folder: str) -> Path:
+    """The corpus file to train on: a shared corpus, or the JOINED files written into `folder`."""
+    if name not in JOINED:
+        return corpus(f"{name}.txt")
+    from generator.corpora.corpus import load_corpus
+
+    path = Path(folder) / f"{name}.txt"
+    path.write_text("\n".join(load_corpus(corpus(p)).text for p in JOINED[name]), encoding="utf-8")
+    return path
+
+
+def baseline(name: str, budget: int, threads: int | None, configs: int) -> dict:
+    """bench/baseline_lstm.py on the same corpus and budget (its best of `configs` configurations)."""
+    files = ",".join(str(corpus(p)) for p in JOINED.get(name, [f"{name}.txt"]))
+    args = [sys.executable, str(REPO / "bench" / "baseline_lstm.py"), "--corpus", files, "--max-time", str(budget),
+            "--configs", str(configs)] + (["--threads", str(threads)] if threads else [])
+    r = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
+    if r.returncode != 0:
+        return {"error": r.stderr.strip()[-800:]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 def run_case(name: str, tokenizer: str, budget: int) -> dict:
-    path = corpus(f"{name}.txt")
     home = tempfile.mkdtemp(prefix="gw-quality-")
+    path = corpus_path(name, home)
     env = {**os.environ, "GHOSTWRITE_HOME": home}
     env.pop("GHOSTWRITE_THREADS", None)
     try:
@@ -86,10 +115,18 @@ def main() -> None:
     ap.add_argument("--long", action="store_true", help="also the 600 s tinyshakespeare char run")
     ap.add_argument("--only", action="append", help="CORPUS:TOKENIZER:BUDGET (repeatable)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per case (the table shows the median)")
+    ap.add_argument("--baseline", action="store_true",
+                    help="also train the plain nn.LSTM baseline (bench/baseline_lstm.py) for each char case, "
+                         "same budget, same run, with the product's thread count, and report the ratio")
+    ap.add_argument("--baseline-configs", type=int, default=3, help="baseline configurations tried (each a budget)")
+    ap.add_argument("--max-time", type=int, help="one budget for every case (e.g. 20 for a smoke run)")
+    ap.add_argument("--out", default="quality", help="results file name in bench/results (default quality)")
     a = ap.parse_args()
     cases = CASES + (LONG if a.long else [])
     if a.only:
         cases = [(c, t, int(b)) for c, t, b in (s.split(":") for s in a.only)]
+    if a.max_time:
+        cases = list(dict.fromkeys((c, t, a.max_time) for c, t, _ in cases))
     info = machine()
     print(json.dumps(info), flush=True)
     rows, runs = [], []
@@ -105,14 +142,29 @@ def main() -> None:
             rows.append(done[-1])
             continue
         best = sorted(ok, key=lambda r: r["nats_per_char"])[len(ok) // 2]  # the median run
-        rows.append({**best, "runs": len(ok), "nats_median": round(median([r["nats_per_char"] for r in ok]), 4),
-                     "train_wall_max_s": max(r["train_wall_s"] for r in ok)})
+        row = {**best, "runs": len(ok), "nats_median": round(median([r["nats_per_char"] for r in ok]), 4),
+               "train_wall_max_s": max(r["train_wall_s"] for r in ok)}
+        if a.baseline and tok == "char":
+            b = baseline(name, budget, best.get("threads"), a.baseline_configs)
+            print(json.dumps(b), flush=True)
+            if "error" in b:
+                row["baseline_error"] = b["error"]
+            else:
+                row["baseline_nats"] = b["best"]["nats_per_char"]
+                row["baseline_config"] = b["best"]["config"]
+                row["baseline_runs"] = b["runs"]
+                row["ratio_to_baseline"] = round(row["nats_median"] / b["best"]["nats_per_char"], 3)
+                target = RATIO_TARGETS.get(budget, RATIO_TARGETS[75] if budget < 600 else RATIO_TARGETS[600])
+                row["target_ratio"] = target
+                row["meets_ratio"] = row["ratio_to_baseline"] <= target
+        rows.append(row)
     table("Validation after a training budget (ghostwrite train --max-time B; ghostwrite eval)", rows,
-          ["corpus", "tokenizer", "budget_s", "nats_per_char", "bits_per_char", "target_nats", "train_wall_s",
-           "model", "steps", "tokens_seen", "tokens_per_s", "threads", "load_before"])
+          ["corpus", "tokenizer", "budget_s", "nats_per_char", "bits_per_char", "target_nats", "baseline_nats",
+           "ratio_to_baseline", "target_ratio", "train_wall_s", "model", "steps", "tokens_per_s", "threads",
+           "load_before"])
     info["load_at_end"] = load()
     out = {"machine": info, "results": rows, "runs": runs}
-    previous = RESULTS / "quality.json"
+    previous = RESULTS / f"{a.out}.json"
     if previous.exists():  # keep the rows of cases not run this time (e.g. the --long run)
         old = json.loads(previous.read_text(encoding="utf-8"))
         ran = {(r["corpus"], r["tokenizer"], r["budget_s"]) for r in rows}
@@ -120,7 +172,7 @@ def main() -> None:
         if kept:
             out["results"] = rows + kept
             out["earlier_runs"] = {"machine": old.get("machine"), "results": kept}
-    write_results("quality", out)
+    write_results(a.out, out)
 
 
 if __name__ == "__main__":
