@@ -27,8 +27,8 @@ from ..paths import atomic_write_bytes
 FORMAT = 1
 WORD_N = 8  # word n-grams for spaced languages
 CHAR_N = 12  # character spans for Chinese and Japanese
-MAX_MATCH = 4096  # bytes compared at most from one position (a passage of copied text longer than this is
-#                   still found: the next positions carry the match on)
+MAX_MATCH = 4096  # bytes compared at most from one position: a longer copied span counts as this long
+#                   (about 4,000 characters of English, 1,365 of Chinese; a style passage is 400)
 _SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\w+")
 
