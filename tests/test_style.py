@@ -202,6 +202,11 @@ def test_sweep_records_the_best_settings_and_generation_uses_them(tiny_copy, cap
     assert run(["generate", tiny_copy, "To be", "--length", "5", "-t", "0.8", "--top-k", "3", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)["settings"]
     assert shown["temperature"] == 0.8 and shown["top_k"] == 3
+    # a plain report afterwards is measured with the defaults and keeps them
+    assert run(["eval", tiny_copy, "--style", "--prompts", "2", "--length", "60", "--json"]) == 0
+    (rep,) = json.loads(capsys.readouterr().out)["reports"]
+    assert rep["settings"]["temperature"] == 0.3
+    assert registry.read_card(*registry.resolve(tiny_copy))["style"]["defaults"] == {"temperature": 0.3}
 
 
 @pytest.mark.parametrize("args, message", [

@@ -86,6 +86,10 @@ class Style:
                                                progress=progress))
         chosen = report.best(reports)
         figures = report.card_figures(chosen or reports[0], reports if swept else ())
+        if not swept:  # a plain report keeps the defaults an earlier sweep chose (it was measured with them)
+            old = registry.read_card(name, version).get("style")
+            if isinstance(old, dict):
+                figures.update({k: old[k] for k in ("defaults", "sweep") if k in old})
         registry.update_card(name, version, {"style": figures})
         return {"model": f"{name}@v{version}", "reports": reports,
                 "best": None if chosen is None else chosen["settings"], "style": figures}
