@@ -49,9 +49,12 @@ class LSTMLanguageModel(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        # (its weight is set by reset_parameters: nn.Embedding's own normal_ init is skipped, which on the
-        # meta device — checkpoint's shape check — imports torch._dynamo, ~1 s of every model load)
-        self.embed = nn.Embedding(c.vocab_size, c.emb_size, _weight=torch.empty(c.vocab_size, c.emb_size))
+        # on the meta device (checkpoint's shape check) nn.Embedding's own normal_ init is skipped: there it
+        # goes through torch._refs and imports torch._dynamo, ~1 s of every model load. Elsewhere it runs,
+        # though reset_parameters overwrites it, so a seed still gives the same weights as it always did
+        meta = torch.get_default_device().type == "meta"
+        self.embed = nn.Embedding(c.vocab_size, c.emb_size,
+                                  _weight=torch.empty(c.vocab_size, c.emb_size) if meta else None)
         self.lstm = nn.LSTM(
             c.emb_size, c.hidden_size, num_layers=c.num_layers, batch_first=True,
             dropout=c.dropout if c.num_layers > 1 else 0.0,
