@@ -73,7 +73,9 @@ def test_the_compiled_choice_is_in_the_vocabulary(data):
                           for _ in range(n)])
     greedy = torch.tensor([data.draw(st.booleans()) for _ in range(n)])
     u = torch.tensor([data.draw(st.floats(0, 1, exclude_max=True, width=32)) for _ in range(n)])
-    j = fastloop._choose(rows, temps, greedy, u)
+    mins = [data.draw(st.sampled_from([0.0, 1e-300, 0.05, 0.5, 1.0])) for _ in range(n)]  # min-p, in the loop too
+    minlog = torch.tensor([[math.log(m) if m > 0 else float("-inf")] for m in mins])
+    j = fastloop._choose(rows, temps, greedy, u, minlog, any(m > 0 for m in mins))
     assert ((0 <= j) & (j < V)).all(), (rows, temps, u, j)
 
 
@@ -86,7 +88,7 @@ def test_a_row_that_overflows_takes_its_most_likely_token():
         assert [sample_rows(logits.clone(), [proc])[0] for _ in range(20)] == [1] * 20
         both = torch.cat([logits, logits])
         assert sample_rows(both.clone(), [proc, LogitsProcessor(SamplingSettings(temperature=t, seed=2), 5)]) == [1, 1]
-        j = fastloop._choose(logits, proc.temp, torch.tensor([False]), torch.tensor([0.999]))
+        j = fastloop._choose(logits, proc.temp, torch.tensor([False]), torch.tensor([0.999]), proc.extras.minlog, False)
         assert j.tolist() == [1]
     nan = torch.full((1, 5), float("nan"))
     assert 0 <= sample_rows(nan, [LogitsProcessor(SamplingSettings(temperature=1.0, seed=1), 5)])[0] < 5
