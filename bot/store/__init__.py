@@ -166,13 +166,16 @@ class Store(StoreBatch, StoreExtras, StoreUpkeep, StoreMembers):
     def _insert_generation(self, fields: dict[str, Any]) -> int:
         parent, key = fields.get("parent_id"), fields.get("request_key")
 
+        t = m.Generation.__table__  # (SQL on the table, not the ORM entity: a fresh process, `ghostwrite generate`,
+        # would otherwise configure every mapper first, ~0.1 s, to store one row)
+
         def tx(s: Session) -> int:
-            if parent is not None and s.get(m.Generation, parent) is None:
+            if parent is not None and s.scalar(select(t.c.id).where(t.c.id == parent)) is None:
                 raise MissingParent(f"no generation with id {parent} (the parent)")
-            insert = self._dialect_insert()(m.Generation).values(**fields)
-            gid = s.scalar(insert.on_conflict_do_nothing(index_elements=["request_key"]).returning(m.Generation.id))
+            insert = self._dialect_insert()(t).values(**fields)
+            gid = s.scalar(insert.on_conflict_do_nothing(index_elements=["request_key"]).returning(t.c.id))
             if gid is None:  # stored before under this key
-                gid = s.scalar(select(m.Generation.id).where(m.Generation.request_key == key))
+                gid = s.scalar(select(t.c.id).where(t.c.request_key == key))
             return gid
 
         try:

@@ -34,9 +34,11 @@ class StoreBatch:
                 raise TypeError(f"record_generations: unknown fields {extra}")
             batch.append(self._whole_fields({"status": "complete", **r}))
 
+        t = m.Generation.__table__  # (the table, not the ORM entity: no mapper configuration in a fresh process)
+
         def tx(s: Session) -> list[int]:
             for parent in {f["parent_id"] for f in batch if f.get("parent_id") is not None}:
-                if s.get(m.Generation, parent) is None:
+                if s.scalar(select(t.c.id).where(t.c.id == parent)) is None:
                     raise MissingParent(f"no generation with id {parent} (the parent)")
             ids: list[int | None] = [None] * len(batch)
             groups: dict[tuple[str, ...], list[int]] = {}  # one INSERT per set of columns (all alike, in practice)
@@ -44,17 +46,16 @@ class StoreBatch:
                 groups.setdefault(tuple(sorted(f)) if f.get("request_key") else ("", str(i)), []).append(i)
             for cols, idx in groups.items():
                 if not cols[0]:  # no request key: nothing to match a returned row by, one INSERT of its own
-                    ids[idx[0]] = s.scalar(self._dialect_insert()(m.Generation).values(**batch[idx[0]])
-                                           .returning(m.Generation.id))
+                    ids[idx[0]] = s.scalar(self._dialect_insert()(t).values(**batch[idx[0]]).returning(t.c.id))
                     continue
-                stmt = (self._dialect_insert()(m.Generation).on_conflict_do_nothing(index_elements=["request_key"])
-                        .returning(m.Generation.id, m.Generation.request_key))
+                stmt = (self._dialect_insert()(t).on_conflict_do_nothing(index_elements=["request_key"])
+                        .returning(t.c.id, t.c.request_key))
                 got = {key: gid for gid, key in s.execute(stmt, [batch[i] for i in idx]).all()}
                 for i in idx:
                     key = batch[i]["request_key"]
                     gid = got.get(key)
                     if gid is None:  # stored before under this key
-                        gid = s.scalar(select(m.Generation.id).where(m.Generation.request_key == key))
+                        gid = s.scalar(select(t.c.id).where(t.c.request_key == key))
                     ids[i] = gid
             return ids  # type: ignore[return-value]
 
