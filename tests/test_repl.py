@@ -510,3 +510,14 @@ def test_piped_unknown_model_exits_2(tiny_model):
     assert p.returncode == 2 and p.stdout == ""
     assert "unknown model 'nosuch'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
+
+
+def test_how_a_continuation_ended_is_shown():
+    """A stop string ends it (said in the status line); a ban that left nothing to write says so (issue 12)."""
+    s = make(interactive=True)
+    s._report(Result(7, "Once", "complete", None, "m", 1, 1, 4, 10, {}, finish_reason="stop"))
+    assert "ended at a stop string" in screen(s)
+    banned = Result(8, "", "complete", None, "m", 1, 1, 0, 10, {}, finish_reason="stop",
+                    note="the banned strings left nothing the model could write here, so the text ends early")
+    s._report(banned)
+    assert "banned strings left nothing" in screen(s)

@@ -304,10 +304,14 @@ class ReplSession:
             self.error(result.error or "generation failed")
         elif self.interactive:
             parts = ["stopped"] if result.status == "interrupted" else []
+            if result.finish_reason == "stop":
+                parts.append("ended at a stop string" if not result.note else "ended early")
             parts.append(f"#{result.generation_id}" if result.generation_id is not None else "not stored yet")
             parts += [f"{result.model}@v{result.version}", f"{len(result.text):,} chars",
                       f"{result.latency_ms / 1000:.1f} s"]
             self.note("  " + " · ".join(parts))
+        if result.note and result.status != "error":
+            self.hint(result.note)
         if result.store_error:
             self.hint(f"not stored yet: {result.store_error}")
 
