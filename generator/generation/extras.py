@@ -109,8 +109,8 @@ class RowExtras:
         self.V = V
         self.bias: torch.Tensor | None = None
         self.dry_on = settings.dry_multiplier > 0
-        self.hist = torch.full((DRY_WINDOW, 1), V, dtype=torch.long)  # time-major: one slice per shift
-        self.match = torch.zeros(DRY_WINDOW, 1, dtype=torch.long)
+        self.hist = torch.full((1, DRY_WINDOW), V, dtype=torch.long)
+        self.match = torch.zeros(1, DRY_WINDOW, dtype=torch.long)
         self.table = penalty_table(settings) if self.dry_on else torch.zeros(1, DRY_WINDOW + 1)
         self.kinds = byte_kinds(tokenizer) if tokenizer is not None else None
         self.need = torch.zeros(1, dtype=torch.long)
@@ -147,6 +147,7 @@ class RowExtras:
             return
         ex, on = self.parts()
         _track(torch.tensor([token]), ex, [False, self.dry_on, self.kinds is not None, False])
+        self.hist, self.match = ex[1], ex[2]
 
     def snapshot(self) -> tuple:
         return self.hist.clone(), self.match.clone(), self.need.clone()
@@ -164,8 +165,7 @@ def stack(rows: list[RowExtras]) -> tuple[list[torch.Tensor], list[bool]]:
     if len(rows) == 1:
         return parts[0][0], on
     # (the UTF-8 tables, 6 and 8, are the model's: one for every row)
-    ex = [parts[0][0][i] if i in (6, 8) else torch.cat([p[0][i] for p in parts], dim=1 if i in (1, 2) else 0)
-          for i in range(9)]
+    ex = [parts[0][0][i] if i in (6, 8) else torch.cat([p[0][i] for p in parts]) for i in range(9)]
     return ex, on
 
 
@@ -174,7 +174,7 @@ def split(rows: list[RowExtras], ex: list[torch.Tensor], steps: int) -> None:
     tokens marked as tracked already."""
     for i, r in enumerate(rows):
         if len(rows) > 1:
-            r.hist.copy_(ex[1][:, i : i + 1])
-            r.match.copy_(ex[2][:, i : i + 1])
+            r.hist.copy_(ex[1][i : i + 1])
+            r.match.copy_(ex[2][i : i + 1])
             r.need.copy_(ex[5][i : i + 1])
         r.ahead = steps

@@ -50,30 +50,30 @@ def _adjust(logits: Tensor, ex: List[Tensor], on: List[bool]) -> Tensor:
 
 
 def _dry_penalty(hist: Tensor, match: Tensor, table: Tensor, V: int) -> Tensor:
-    """DRY: `match[q, r]` is how long the text ending at position q of row r's history (time-major,
-    newest last) repeats the text ending now; the token that followed (`hist[q + 1, r]`) would extend
-    the repeat, so its logit loses `table[r, length]` (multiplier × base^(length − allowed) from the
-    allowed length on, 0 below: see extras.RowExtras), the largest over its occurrences. Breakers are
-    kept in the history as V (the penalty's spare column), so a repeat never runs across one and a
-    breaker is never penalised."""
-    pen = table.gather(1, match.narrow(0, 0, match.size(0) - 1).t())
-    out = torch.zeros(table.size(0), V + 1, dtype=torch.float32)
-    out.scatter_reduce_(1, hist.narrow(0, 1, hist.size(0) - 1).t(), pen, "amax")
+    """DRY: `match[r, q]` is how long the text ending at position q of row r's history (newest last)
+    repeats the text ending now; the token that followed (`hist[r, q + 1]`) would extend the repeat, so
+    its logit loses `table[r, length]` (multiplier × base^(length − allowed) from the allowed length on,
+    0 below: see extras.RowExtras), the largest over its occurrences. Breakers are kept in the history
+    as V (the penalty's spare column), so a repeat never runs across one and a breaker is never penalised."""
+    W = hist.size(1)
+    pen = table.gather(1, match.narrow(1, 0, W - 1))
+    out = torch.zeros(hist.size(0), V + 1, dtype=torch.float32)
+    out.scatter_reduce_(1, hist.narrow(1, 1, W - 1), pen, "amax")
     return out.narrow(1, 0, V)
 
 
 def _track(tok: Tensor, ex: List[Tensor], on: List[bool]) -> None:
-    """After each row chose `tok`: DRY's history (a breaker stored as V) and repeat lengths, and the
-    UTF-8 bytes still expected. In place."""
+    """After each row chose `tok`: DRY's history (a breaker stored as V) and repeat lengths, as new
+    tensors in ex[1] and ex[2] (the loop copies them back once per call), and the UTF-8 bytes still
+    expected (in place)."""
     if on[1]:
         hist, match = ex[1], ex[2]
-        W = hist.size(0)
-        grown = match.narrow(0, 0, W - 1) + 1
-        grown.masked_fill_(hist.narrow(0, 1, W - 1) != tok.view(1, -1), 0)
-        match.narrow(0, 0, W - 1).copy_(grown)
-        match[W - 1].zero_()
-        hist.narrow(0, 0, W - 1).copy_(hist.narrow(0, 1, W - 1).clone())
-        hist[W - 1].copy_(ex[4].gather(1, tok.view(-1, 1)).view(-1))
+        W = hist.size(1)
+        col = tok.view(-1, 1)
+        grown = match.narrow(1, 0, W - 1) + 1
+        grown.masked_fill_(hist.narrow(1, 1, W - 1) != col, 0)
+        ex[2] = torch.cat([grown, torch.zeros_like(col)], 1)
+        ex[1] = torch.cat([hist.narrow(1, 1, W - 1), ex[4].gather(1, col)], 1)
     if on[2]:  # ex[8][n, t]: the continuation bytes still expected after token t when n were
         need = ex[5]
         need.copy_(ex[8].view(-1).index_select(0, need * ex[8].size(1) + tok))
@@ -114,6 +114,8 @@ def _chunk_int8(logits: Tensor, z: Tensor, cs: List[Tensor], table: Tensor,
     rows = z.size(0)
     out = torch.empty(rows, k, dtype=torch.long)
     op = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32
+    ex = list(ex)  # (_track replaces DRY's tensors in this list)
+    hist0, match0 = ex[1], ex[2]
     for t in range(k):
         tok = _choose(_adjust(logits, ex, on), temps, greedy, us[t], ex[7], on[3])
         out[:, t] = tok
@@ -126,6 +128,9 @@ def _chunk_int8(logits: Tensor, z: Tensor, cs: List[Tensor], table: Tensor,
             gates = op(z[:, (l - 1) * H:(l + 1) * H], scales[l], zeros[l], packed[l])
             _cell(gates, cs[l], z[:, l * H:(l + 1) * H])
         logits = op(z[:, (L - 1) * H:L * H], scales[L], zeros[L], packed[L])
+    if on[1]:  # DRY's state back into the caller's tensors
+        hist0.copy_(ex[1])
+        match0.copy_(ex[2])
     return out, logits
 
 
@@ -137,6 +142,8 @@ def _chunk_fp32(logits: Tensor, z: Tensor, cs: List[Tensor], table: Tensor, weig
     H = cs[0].size(1)
     rows = z.size(0)
     out = torch.empty(rows, k, dtype=torch.long)
+    ex = list(ex)  # (_track replaces DRY's tensors in this list)
+    hist0, match0 = ex[1], ex[2]
     for t in range(k):
         tok = _choose(_adjust(logits, ex, on), temps, greedy, us[t], ex[7], on[3])
         out[:, t] = tok
@@ -149,6 +156,9 @@ def _chunk_fp32(logits: Tensor, z: Tensor, cs: List[Tensor], table: Tensor, weig
             gates = torch.addmm(biases[l], z[:, (l - 1) * H:(l + 1) * H], weights[l].t())
             _cell(gates, cs[l], z[:, l * H:(l + 1) * H])
         logits = torch.addmm(biases[L], z[:, (L - 1) * H:L * H], weights[L].t())
+    if on[1]:  # DRY's state back into the caller's tensors
+        hist0.copy_(ex[1])
+        match0.copy_(ex[2])
     return out, logits
 
 
