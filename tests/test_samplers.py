@@ -278,10 +278,13 @@ def test_tokenizer_defaults_sit_under_the_cards_and_the_requests_own(tiny_model,
         mine = {k: SamplingSettings().to_dict()[k] for k in char}  # the contract's, set explicitly: they win
         got = svc.prepare(Request("K", settings={"length": 5, **mine})).settings.to_dict()
         assert {k: got[k] for k in char} == mine
-        card = registry.read_card("tiny", 1)
-        registry.update_card("tiny", 1, {"style": {"defaults": {"dry_multiplier": 1.5}}})
-        assert svc.prepare(Request("K", settings={"length": 5})).settings.dry_multiplier == 1.5  # the card's own
+        real = registry.read_card
+        monkeypatch.setattr(registry, "read_card", lambda name, version: {
+            **real(name, version), "style": {"defaults": {"dry_multiplier": 1.5}}})
+        again = ContinuationService(store=store, default_model="tiny")  # (a service caches a card's defaults)
+        got = again.prepare(Request("K", settings={"length": 5})).settings
+        assert got.dry_multiplier == 1.5 and got.min_p == 0.02  # the card's own choice over the tokenizer's
+        again.close()
     finally:
-        registry.update_card("tiny", 1, {"style": card.get("style") or {}})
         svc.close()
         store.close()
