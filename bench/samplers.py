@@ -17,6 +17,9 @@ judges (attribution accuracy among the corpora of the model's language, margin i
 longest span copied from the training split) and by the repeat-loop rate: the share of outputs where a
 substring of at least 20 characters occurs 3 or more times.
 
+**style** (bench/results/samplers-style.json): style strength (a + s(a − base)) on a model fine-tuned from
+another (`ghostwrite train austen --from shakespeare-char`), at several strengths, scored like the sweep.
+
 **utf8** (bench/results/samplers-utf8.json): U+FFFD per 3,000 characters of the sp model's output with the
 mask and without it (the same seeds).
 """
@@ -157,6 +160,39 @@ def sweep(args) -> None:
                                      "load_at_end": load()})
 
 
+# ---- style strength ---------------------------------------------------------------------------------
+def style(args) -> None:
+    """Style strength on a model fine-tuned from another (`train --from`): its continuations contrasted with
+    the base model's logits at several strengths, scored like the sweep."""
+    import generator
+    from generator.style import cache, report
+
+    use_home(args.home, "samplers")
+    lm = generator.load(args.models.split(",")[0])
+    base = generator.load(f"{lm.card['base_model']}@v{lm.card['base_version']}")
+    panel = report.model_panel(lm.card)
+    index = cache.index_for(panel[0].corpus, panel[0].val_fraction)
+    pairs = report.prompts_for(lm.card, args.prompts, 400)
+    rows = []
+    for strength in [float(x) for x in args.strengths.split(",")]:
+        texts = []
+        for k, (p, _) in enumerate(pairs):
+            g = lm.generate(p, {"temperature": args.temperature, "length": 400, "unit": "chars", "seed": k})
+            if strength:
+                g.contrast(base.runner, strength)
+            texts.append("".join(g))
+        summary = report._summary(texts, panel, index, panel[0].name)
+        rows.append({"model": lm.spec, "background": base.spec, "style_strength": strength,
+                     "loop_rate": statistics.fmean(repeat_loop(x) for x in texts), "accuracy": summary["accuracy"],
+                     "margin_bits": summary["margin_bits"], "own_bpc": summary["own_judge_bpc"],
+                     "copied_median": summary["longest_copied_median"]})
+        print(rows[-1], flush=True)
+    md = table(f"style strength at temperature {args.temperature}: {args.prompts} held-out prompts × 400 chars", rows,
+               ["model", "background", "style_strength", "loop_rate", "accuracy", "margin_bits", "own_bpc",
+                "copied_median"])
+    write_results("samplers-style", {"machine": machine(), "rows": rows, "table": md})
+
+
 # ---- utf8 ----------------------------------------------------------------------------------------------
 def utf8(args) -> None:
     import generator
@@ -181,14 +217,16 @@ def utf8(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["speed", "sweep", "utf8"])
+    ap.add_argument("what", choices=["speed", "sweep", "utf8", "style"])
     ap.add_argument("--home", default=None)
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--prompts", type=int, default=20)
     ap.add_argument("--temperatures", default="0,0.3,0.5,0.8,1.0")
+    ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--strengths", default="0,0.5,1,2")
     ap.add_argument("--models", default="shakespeare-char,austen-char,xiyouji-sp2")
     args = ap.parse_args()
-    {"speed": speed, "sweep": sweep, "utf8": utf8}[args.what](args)
+    {"speed": speed, "sweep": sweep, "utf8": utf8, "style": style}[args.what](args)
 
 
 if __name__ == "__main__":

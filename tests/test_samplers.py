@@ -288,3 +288,33 @@ def test_tokenizer_defaults_sit_under_the_cards_and_the_requests_own(tiny_model,
     finally:
         svc.close()
         store.close()
+
+
+# ---- style strength -------------------------------------------------------------------------------------
+def test_style_strength_is_a_plus_s_times_a_minus_background(lm, tiny_model):
+    from generator.generation.batch import Batch
+
+    bg = generator.load("tiny", quantize=True).runner  # another network with the same tokenizer
+    g = lm.generate("KING:\n", {"seed": 1, "length": 40, "temperature": 0.9})
+    g.contrast(bg, 1.5)
+    batch = Batch(lm.runner)
+    batch.add([(g, *lm.runner.prime(g.ids))])
+    logits, gone = batch._steer()
+    own, back = batch.logits[0], bg.prime(g.ids)[0][0]
+    fine = torch.isfinite(own)
+    assert not gone and torch.allclose(logits[0][fine], (own + 1.5 * (own - back))[fine])
+    assert torch.isneginf(logits[0][~fine]).all()  # the unknown token stays out
+    same = lm.generate("KING:\n", {"seed": 1, "length": 40, "temperature": 0.9})
+    same.contrast(lm.runner, 3.0)  # against itself: a − a = 0, the text of no style strength
+    assert "".join(same) == lm.complete("KING:\n", {"seed": 1, "length": 40, "temperature": 0.9})
+
+
+def test_style_strength_without_a_base_model_is_left_off_with_a_note(tiny_model, tmp_path):
+    from bot.service import ContinuationService, Request
+    from bot.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    with ContinuationService(store=store, default_model="tiny") as svc:
+        r = svc.run(Request("K", settings={"length": 10, "style_strength": 1.0}))
+        assert r.status == "complete" and len(r.text) == 10 and "fine-tuned" in r.note
+    store.close()

@@ -55,6 +55,15 @@ def clean_text(text):
     return fixed, f"the prompt was not valid UTF-8: {n} undecodable {what} replaced with U+FFFD (\ufffd)"
 
 
+def _shares_tokenizer(base, tuned) -> bool:
+    """The same tokenizer, or a char tokenizer `train --from` extended with characters at the end."""
+    if base.to_dict() == tuned.to_dict():
+        return True
+    if base.kind != "char" or tuned.kind != "char" or base.vocab_size > tuned.vocab_size:
+        return False
+    return all(base.decode([i]) == tuned.decode([i]) for i in range(base.vocab_size))
+
+
 class Generating:
     """The generation half of the service (mixed into ContinuationService, which holds `store`,
     `executor`, `device`, `default_model` and the model cache)."""
@@ -126,6 +135,20 @@ class Generating:
                     del self._models[old]  # requests still using it keep their own reference
                 self._models[key] = lm
             return lm
+
+    def background(self, lm) -> tuple[object | None, str | None]:
+        """The model `lm` was fine-tuned from (`ghostwrite train --from`), loaded, for style strength; or
+        None and a note saying why style strength was left off."""
+        name, version = lm.card.get("base_model"), lm.card.get("base_version")
+        if not name:
+            return None, "style strength needs a model fine-tuned from another (ghostwrite train --from): left off"
+        try:
+            bg = self.load_model(name, int(version)) if version is not None else self.model(name)
+        except (GhostwriteError, ValueError, TypeError) as e:
+            return None, f"style strength left off: its base model {name} cannot be loaded ({e})"
+        if not _shares_tokenizer(bg.tokenizer, lm.tokenizer):
+            return None, f"style strength left off: {bg.spec} does not share the model's tokenizer"
+        return bg, None
 
     def warm_up(self, spec: str | None = None) -> None:
         """Open the store and load the model now (migrations, importing torch and the weights take
@@ -284,6 +307,12 @@ class Stream:
         # batched with every other request on this model (one forward step per token for all of them);
         # the same text as lm.generate for the same seed
         gen = lm.serve(req.prompt, self.settings, logprobs=req.logprobs, story=req.story)
+        if self.settings.style_strength > 0:  # against the model it was fine-tuned from (issue 12)
+            bg, note = self.svc.background(lm)
+            if bg is not None:
+                gen.contrast(bg.runner, self.settings.style_strength)
+            else:
+                gen.note = note
         self.svc._rows.begin()  # its row will come (finally: _finish), the store's writer may wait for it
         self.logprobs = gen.logprobs  # (text, log-probability, alternatives) per token, when asked for
         if self.wake_interval is not None and hasattr(gen, "wake_interval"):

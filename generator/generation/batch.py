@@ -61,16 +61,27 @@ class Batch:
         logits with forbidden tokens out and bias strings in. Returns the logits to choose from and the
         rows where nothing may be written (they end: `give_up`)."""
         logits, gone = self.logits, set()
-        steered = [i for i, r in enumerate(self.rows) if getattr(r, "guard", None) is not None and r.guard.steers]
+        steered = [i for i, r in enumerate(self.rows) if (getattr(r, "guard", None) is not None and r.guard.steers)
+                   or getattr(r, "bg_runner", None) is not None]
         if not steered:
             return logits, gone
         logits = logits.clone()
         st = self.state
         for i in steered:
             row = self.rows[i]
+            if getattr(row, "bg_runner", None) is not None:  # style strength: a + s·(a − background)
+                if row.bg is None:
+                    row.bg = row.bg_runner.prime(row.bg_ids(row.ids))
+                own, bg = self.logits[i], row.bg[0][0]
+                if bg.numel() < own.numel():  # characters the fine-tuned model added: no contrast for them
+                    bg = torch.cat([bg, own[bg.numel():]])
+                both = torch.isfinite(own) & torch.isfinite(bg)
+                logits[i] = torch.where(both, own + row.strength * (own - bg), own)
+            if row.guard is None:
+                continue
             if row.guard.bans:
                 row.remember(self.logits[i], st.z[i], [c[i] for c in st.c])
-            steered_row = row.guard.steer(self.logits[i], row.tokens_out)
+            steered_row = row.guard.steer(logits[i], row.tokens_out)
             if steered_row is None:
                 row.give_up()
                 gone.add(i)
@@ -83,6 +94,11 @@ class Batch:
         returns the forward steps taken since `choose` (k, 1, or 0 when every row left)."""
         rows, tokens, steps = self.rows, self._chosen, self._steps
         self._chosen, self._steps = None, 0
+        if tokens is not None:  # style strength: the background model steps past the same token
+            for i in keep:
+                row = rows[i]
+                if getattr(row, "bg_runner", None) is not None and row.bg is not None:
+                    row.bg = (row.bg_runner.step(torch.tensor(row.bg_ids([tokens[i]])), row.bg[1]), row.bg[1])
         if len(keep) < len(rows):
             if not keep:
                 self.rows = []

@@ -151,8 +151,11 @@ class GenerationRequest:
         """Before the token at this position is chosen (a row with banned strings): a snapshot to come
         back to. `logits` (vocab,), `z` and `c` this row's network state (the batch's rows are copied)."""
         assert self.guard is not None
+        bg = getattr(self, "bg", None)
+        if bg is not None:  # the background model's state too (style strength)
+            bg = (bg[0].clone(), type(bg[1])(list(bg[1].h), list(bg[1].c)))
         self.guard.remember(Snapshot(self.tokens_out, len(self.text), self._books(), self._decoder.state(),
-                                     (self.proc.state(), self.guard.state()), logits.clone(), z.clone(),
+                                     (self.proc.state(), self.guard.state(), bg), logits.clone(), z.clone(),
                                      [x.clone() for x in c]))
 
     def _restore(self, snap: Snapshot) -> None:
@@ -163,8 +166,25 @@ class GenerationRequest:
         self.proc.restore(snap.proc[0])
         assert self.guard is not None
         self.guard.restore(snap.proc[1])
+        if snap.proc[2] is not None:
+            self.bg = snap.proc[2]
         for p in [p for p in self._token_at if p >= snap.position]:
             del self._token_at[p]
+
+    # ---- style strength: a background model stepped beside this one --------------------------------------
+    def contrast(self, runner, strength: float) -> None:
+        """Style strength (classifier-free guidance / DExperts): choose from logits + strength × (logits −
+        background's), the background a model with the same tokenizer (the one this model was fine-tuned
+        from). Its state steps beside this request's (batch.py); the row is chosen in Python."""
+        self.bg_runner, self.strength = runner, float(strength)
+        self.bg: tuple | None = None  # (logits (1, V), StepState), primed on the first choice
+        self.proc.in_python()
+
+    def bg_ids(self, ids: list[int]) -> list[int]:
+        """`ids` for the background model: a fine-tuned char model may have added characters at the end of
+        its vocabulary (`train --from`); those are the background's unknown token."""
+        V = self.bg_runner.V
+        return [i if i < V else 0 for i in ids]
 
     def give_up(self) -> None:
         """Every token is forbidden here: the text ends (what was held back holds no banned string:

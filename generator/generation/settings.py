@@ -236,6 +236,8 @@ SETTINGS: tuple[Setting, ...] = (
             low=1, high=50, aliases=("dry-allowed",), line=None),
     Setting("dry_breakers", str, "\n.!?。！？", "DRY: characters a repeat does not run across",
             aliases=("breakers",), line="breakers {}"),
+    Setting("style_strength", float, 0.0, "Push away from the base model: a + s(a - base) (fine-tuned models; 0 = off)",
+            low=0, high=5, meaning={0: "off"}, aliases=("style",), line="style {:g}"),
     Setting("stop", str, [], "End the text before this string (repeatable)", many=True,
             line="stop {}", server=True),
     Setting("ban", str, [], "Never write this string (repeatable)", many=True, line="ban {}"),
