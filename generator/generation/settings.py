@@ -13,6 +13,7 @@ service can store them with every generation.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -281,7 +282,9 @@ class SamplingSettings:
     def __init__(self, **values: Any) -> None:
         unknown = sorted(set(values) - set(BY_NAME))
         if unknown:
-            raise GhostwriteError(f"unknown sampling setting {unknown[0]!r} (settings: {', '.join(sorted(BY_NAME))})")
+            near = difflib.get_close_matches(str(unknown[0]), list(BY_NAME), 1)
+            hint = f"did you mean {near[0]!r}?" if near else "settings: " + " ".join(sorted(s.shown_name for s in SETTINGS))
+            raise GhostwriteError(f"unknown sampling setting {_shown(unknown[0])} ({hint})")
         for s in SETTINGS:
             v = values.get(s.name, s.default)
             object.__setattr__(self, s.name, list(v) if s.many and isinstance(v, (list, tuple)) else v)
