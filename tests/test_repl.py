@@ -18,7 +18,7 @@ from rich.console import Console
 from bot.repl import commands
 from bot.repl.session import ReplSession
 from bot.repl.story import Story, escape_line, joiner, unescape_line
-from bot.service import CONTEXT_CHARS, MAX_PROMPT_CHARS, MAX_STORY_CHARS, SETTINGS, Result
+from bot.service import CONTEXT_CHARS, MAX_PROMPT_CHARS, MAX_STORY_CHARS, Result
 from generator.errors import GhostwriteError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,6 +82,7 @@ class FakeService:
         self.delay = kw.get("delay", 0)
         self.history = kw.get("history") or FakeHistory()
         self.jobs = kw.get("jobs")
+        self.card_defaults = kw.get("card_defaults") or {}
 
     # retraining: the service's calls, answered by a FakeRunner
     def retrain(self, model, corpus, base=None, max_time=None, requested_by=None):
@@ -102,6 +103,9 @@ class FakeService:
         if spec == "fake@v1":
             return "fake", 1
         raise GhostwriteError(f"unknown model {spec!r} (models: fake)")
+
+    def model_defaults(self, name, version):
+        return dict(self.card_defaults)
 
     def models(self):
         return [{"name": "fake", "version": self.version, "tokenizer": {"kind": "char"}, "parameters": 10,
@@ -226,14 +230,36 @@ def test_set_values():
     for line in ("/set temperature 0.5", "/set top_k 40", "/set parameter top_p 0.9", "/set penalty 1.2",
                  "/set length 3 sentences", "/set seed 7"):
         commands.handle(s, line)
-    assert s.settings == {**{st.name: st.default for st in SETTINGS}, "temperature": 0.5, "top_k": 40,
-                          "top_p": 0.9, "repetition_penalty": 1.2, "length": 3, "unit": "sentences", "seed": 7}
+    assert s.settings == {"temperature": 0.5, "top_k": 40, "top_p": 0.9, "repetition_penalty": 1.2, "length": 3,
+                          "unit": "sentences", "seed": 7}  # only what was set: the rest is the model's
     commands.handle(s, "/set seed random")
     commands.handle(s, "/set unit word")
     assert s.settings["seed"] is None and s.settings["unit"] == "words"
     screen(s)
     commands.handle(s, "/set")
     assert "length 3 words" in one_line(s)
+
+
+def test_only_what_was_set_is_sent_over_the_models_defaults():
+    """The service lays a request's settings over the model card's defaults (a style sweep's, the
+    tokenizer's): the REPL sends only what /set changed, and /set shows what a generation uses."""
+    svc = FakeService(card_defaults={"temperature": 0.6, "min_p": 0.05})
+    s = make(svc)
+    commands.handle(s, "Once")
+    assert svc.requests[-1].settings == {}
+    commands.handle(s, "/set")
+    shown = screen(s)
+    assert "temperature 0.6" in shown and "the model's defaults: temperature, min_p" in shown
+    commands.handle(s, "/set temperature 0.8")  # the contract's own default, set explicitly: it is sent
+    commands.handle(s, "/continue")
+    assert svc.requests[-1].settings == {"temperature": 0.8}
+    screen(s)
+    commands.handle(s, "/set")
+    shown = screen(s)
+    assert "temperature 0.8" in shown and "the model's defaults: min_p" in shown
+    commands.handle(s, "/set temp default")
+    commands.handle(s, "/continue")
+    assert svc.requests[-1].settings == {}
 
 
 def test_story_turns_parents_continue_retry_undo():
@@ -445,6 +471,28 @@ def test_real_service_story_rows(tiny_model):
     assert "seed is fixed" in screen(s)
     commands.handle(s, "/show")
     assert "tiny@v1" in screen(s)
+
+
+def test_a_cards_default_reaches_a_repl_generation_unless_set(tiny_model, monkeypatch):
+    from bot.service import ContinuationService
+    from generator import registry
+
+    real = registry.read_card  # a stand-in card reader: the shared tiny model's card is never rewritten
+    monkeypatch.setattr(registry, "read_card", lambda name, version: {
+        **real(name, version), "style": {"defaults": {"temperature": 0.35}}})
+    svc = ContinuationService()
+    try:
+        s = make(svc, model="tiny", settings={"length": 12, "seed": 1})
+        commands.handle(s, "The king")
+        first = svc.generation(s.story.last.generation_id)
+        assert first.params["temperature"] == 0.35  # the sweep's choice, stored with the row
+        commands.handle(s, "/set")
+        assert "temperature 0.35" in screen(s)
+        commands.handle(s, "/set temperature 1.1")
+        commands.handle(s, "/continue")
+        assert svc.generation(s.story.last.generation_id).params["temperature"] == 1.1
+    finally:
+        svc.close()
 
 
 def test_real_service_with_the_database_unreachable(tiny_model, session_home, tmp_path, monkeypatch):

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.repl.session import MODEL_STYLE, MODES, NOTE_STYLE, USER_STYLE, ReplSession
-from bot.service import SETTINGS, GhostwriteError, SamplingSettings, atomic_write_text, lookup_setting, settings_line
+from bot.service import SETTINGS, GhostwriteError, atomic_write_text, lookup_setting, settings_line
 
 
 @dataclass
@@ -194,6 +194,7 @@ def models_cmd(s: ReplSession, arg: str) -> None:
 SET_KEYS = {word: st.name for st in SETTINGS for word in st.spellings}
 SHOWN_KEYS = "|".join(st.shown_name for st in SETTINGS)
 _NONE_WORDS = ("none", "random", "off", "-")  # an optional setting's None (seed: a random one)
+_DEFAULT_WORDS = ("default", "unset", "reset")  # back to the model's default (its card's, else the contract's)
 
 
 def _choice(name: str, word: str) -> str:
@@ -224,6 +225,11 @@ def set_cmd(s: ReplSession, arg: str) -> None:
         raise GhostwriteError(f"usage: /set {words[0]} VALUE")
     value: object = words[1]
     new = dict(s.settings)
+    if len(words) == 2 and words[1].lower() in _DEFAULT_WORDS:
+        new.pop(key, None)
+        s.set_settings(new)
+        s.note("(" + settings_line(s.effective_settings()) + ")")
+        return
     if setting.type is str and not setting.choices:  # a text (stop, ban, bias: `a | b`), spaces included
         text = arg.split(None, 2 if words[0].lower() == "parameter" else 1)[-1]
         value = [] if setting.many and text.lower() in _NONE_WORDS else text
@@ -238,20 +244,25 @@ def set_cmd(s: ReplSession, arg: str) -> None:
         raise GhostwriteError(f"usage: /set {words[0]} VALUE (one value)")
     new[key] = value
     try:
-        s.settings = SamplingSettings.from_dict(new).to_dict()
+        s.set_settings(new)
     except GhostwriteError as e:
         msg = str(e)
         capped = [o for o in SETTINGS if o.per_unit is not None and msg.startswith(o.name)]
         if setting.choices and capped:  # the unit is fine, the length is not in it
             o, u = capped[0], str(value)
-            msg = (f"{new[o.name]} is too long in {u} (at most {o.cap(u):,}): "
+            msg = (f"{new.get(o.name, o.default)} is too long in {u} (at most {o.cap(u):,}): "
                    f"set both, e.g. /set {o.shown_name} 3 {u}")
         raise GhostwriteError(msg) from None
-    s.note("(" + settings_line(s.settings) + ")")
+    s.note("(" + settings_line(s.effective_settings()) + ")")
 
 
 def show_settings(s: ReplSession) -> None:
-    s.say(settings_line(s.settings))
+    """The settings a generation uses, and which of them come from the model rather than /set."""
+    card = {k: v for k, v in s.card_defaults().items() if k not in s.settings}
+    s.say(settings_line({**card, **s.settings}))
+    if card:
+        s.note("(the model's defaults: " + ", ".join(card) + "; /set NAME VALUE overrides one, "
+               "/set NAME default goes back to it)")
 
 
 @command("show", "/show", "the settings, the mode and the model card")

@@ -120,7 +120,10 @@ class ReplSession:
         self.interactive = interactive
         self.model_spec = model
         self.mode = mode if mode in MODES else "story"
-        self.settings = SamplingSettings.from_dict(settings).to_dict()
+        # only what the writer set (/set): the service lays it over the model card's defaults (a style
+        # sweep's, the tokenizer's), which would never apply if every setting were sent
+        self.settings: dict = {}
+        self.set_settings(settings or {})
         self.story = Story()
         self.story_key = f"repl:{uuid.uuid4().hex}"  # the service keeps the story's state under it
         self.user_name = user_name
@@ -153,6 +156,23 @@ class ReplSession:
     # ---- the model -------------------------------------------------------------------------------------
     def resolve(self) -> tuple[str, int]:
         return self.svc.resolve(self.model_spec)
+
+    def set_settings(self, given: dict) -> None:
+        """Check `given` against the settings contract (raises GhostwriteError, changing nothing) and keep
+        it, each value as the contract writes it, as the settings this session sends."""
+        checked = SamplingSettings.from_dict(given).to_dict()
+        self.settings = {k: checked[k] for k in given}
+
+    def card_defaults(self) -> dict:
+        """The model's own defaults (its card's, its tokenizer's) that apply where nothing was /set."""
+        try:
+            return dict(self.svc.model_defaults(*self.resolve()))
+        except GhostwriteError:  # no model (yet): nothing to show beyond the contract's defaults
+            return {}
+
+    def effective_settings(self) -> dict:
+        """What a generation uses: the contract's defaults, under the card's, under what was /set."""
+        return {**self.card_defaults(), **self.settings}
 
     @property
     def label(self) -> str:
