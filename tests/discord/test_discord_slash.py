@@ -227,3 +227,18 @@ async def test_every_server_setting_is_a_settings_key(harness, store):
     await harness.slash("continue", prompt="Defaults")
     (gen,) = rows(store)
     assert {k: gen.params[k] for k in values} == values and gen.params["min_p"] == 0.5
+
+
+async def test_the_models_card_defaults_apply_unless_the_server_or_the_user_sets_them(harness, svc, store):
+    """Only explicitly set values are sent: a server's /settings and a user's option override the model
+    card's defaults (a style sweep's), nothing else does."""
+    svc.model_defaults = lambda name, version: {"temperature": 0.35} if name == "bard" else {}
+    await harness.slash("continue", prompt="One", length=10)
+    await harness.slash("settings", subcommand="set", key="top_k", value="5", permissions=ADMIN_PERMISSIONS)
+    await harness.slash("continue", prompt="Two", length=10)
+    await harness.slash("settings", subcommand="set", key="temperature", value="0.3",
+                        permissions=ADMIN_PERMISSIONS)
+    await harness.slash("continue", prompt="Three", length=10)
+    await harness.slash("continue", prompt="Four", length=10, temperature=0.9)
+    got = [(g.prompt, g.params["temperature"]) for g in sorted(rows(store), key=lambda g: g.id)]
+    assert got == [("One", 0.35), ("Two", 0.35), ("Three", 0.3), ("Four", 0.9)]
