@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
 import generator
 from generator.errors import GhostwriteError
 from generator.generation.settings import MAX_PROMPT_CHARS, SamplingSettings
-from generator.generation.stopping import StopRule
+from generator.generation.stopping import StopRule, token_cap
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +61,18 @@ def test_exact_char_and_token_lengths(lm, unit, length):
 
 
 def test_words_unit_counts_words(lm):
-    text = lm.complete("KING:\n", {"unit": "words", "length": 7, "seed": 2})
-    assert len(text.split()) == 7
-    assert not text[-1].isspace()
+    """The text ends right after its 7th word: the same seed's stream, taken as characters up to the words'
+    token cap and cut by hand after 7 runs of non-space, is the text. A space is favoured (a logit bias) so
+    that a tiny model writes 7 words well inside the cap however it trained; one that barely writes spaces
+    would otherwise stop at the cap with fewer words, as it should (that is what made this test flaky)."""
+    s = {"length": 7, "seed": 2, "bias": [" =3"]}
+    text = lm.complete("KING:\n", {**s, "unit": "words"})
+    cap = token_cap(SamplingSettings(unit="words", length=7))  # (the same cap: the same random draws)
+    stream = lm.complete("KING:\n", {**s, "unit": "chars", "length": cap})
+    seven = re.match(r"\s*(\S+\s+){6}\S+(?=\s)", stream)
+    assert seven is not None, stream  # 7 whole words inside the cap
+    assert text == seven.group(0)
+    assert len(text.split()) == 7 and not text[-1].isspace()
 
 
 def test_unseen_characters_and_emoji_prompt_work(lm):
