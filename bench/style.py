@@ -14,7 +14,8 @@
    judges as in 1.
 3. The style report (`ghostwrite eval NAME --style --json`, 50 prompts × 400 characters, judged among the
    whole English panel) of models trained with `ghostwrite train CORPUS --tokenizer T --max-time B`, one
-   report per value of --sweep (default: temperature 0.5, 0.8 = the default, 1.1).
+   report per value of --sweep (default: temperature 0.5, 0.8 = the default, 1.1). A model the data folder
+   already holds is not trained again (--retrain to train it anyway).
 
 Corpora are registered in bench/.cache/style-home (or --home). Writes bench/results/style.json after each
 part (a long run's finished parts are kept) and prints the tables.
@@ -131,18 +132,24 @@ def gw(*args: str) -> subprocess.CompletedProcess:
                           env=dict(os.environ))
 
 
-def model_part(out: dict, specs: list[str], sweep: str, prompts: int) -> None:
+def model_part(out: dict, specs: list[str], sweep: str, prompts: int, retrain: bool) -> None:
     rows = out.setdefault("models", [])
     for spec in specs:
         name, tok, budget = spec.split(":")
         model = f"{name}-{tok}-{budget}"
         t = time.perf_counter()
-        r = gw("train", name, "--tokenizer", tok, "--max-time", budget, "--name", model, "--json", "--quiet")
-        if r.returncode != 0:
-            print(f"{model}: training failed: {r.stderr.strip()[-300:]}", flush=True)
-            continue
-        card = json.loads(r.stdout.strip().splitlines()[-1])
-        wall = time.perf_counter() - t
+        r = gw("models", "show", model)  # trained by an earlier run: only its report is made again
+        if r.returncode != 0 or retrain:
+            r = gw("train", name, "--tokenizer", tok, "--max-time", budget, "--name", model, "--json", "--quiet")
+            if r.returncode != 0:
+                print(f"{model}: training failed: {r.stderr.strip()[-300:]}", flush=True)
+                continue
+            card = json.loads(r.stdout.strip().splitlines()[-1])
+            card["wall"] = time.perf_counter() - t
+        else:
+            card = json.loads(r.stdout)
+        wall = card.get("wall") or card.get("training_seconds")
+        rows[:] = [x for x in rows if x["model"] != model]
         r = gw("eval", model, "--style", "--prompts", str(prompts), "--length", "400", "--sweep", sweep, "--json")
         if r.returncode != 0:
             print(f"{model}: style report failed: {r.stderr.strip()[-300:]}", flush=True)
@@ -151,11 +158,13 @@ def model_part(out: dict, specs: list[str], sweep: str, prompts: int) -> None:
         for one in rep["reports"]:
             g, real = one["generated"], one["real"]
             rows.append({"model": model, "corpus": name, "tokenizer": tok, "budget_s": int(budget),
-                         "train_wall_s": round(wall, 1), "val_bpc": round(card["val_bpc"], 3),
+                         "train_wall_s": round(wall or 0, 1), "val_bpc": round(card["val_bpc"], 3),
                          "temperature": one["settings"]["temperature"], "accuracy": round(g["accuracy"], 3),
                          "ceiling": round(real["accuracy"], 3),
                          "ratio": None if one["ratio"] is None else round(one["ratio"], 3),
-                         "margin": round(g["margin_bits"], 3), "copied_median": g["longest_copied_median"],
+                         "margin": round(g["margin_bits"], 3), "real_margin": round(real["margin_bits"], 3),
+                         "own_bpc": round(g["own_judge_bpc"], 3), "real_own_bpc": round(real["own_judge_bpc"], 3),
+                         "copied_median": g["longest_copied_median"],
                          "copied_max": g["longest_copied_max"], "share_median": round(g["copied_share_median"], 3),
                          "real_copied_median": real["longest_copied_median"],
                          "best": one["settings"] == rep["best"], "report_s": one["seconds"],
@@ -163,7 +172,7 @@ def model_part(out: dict, specs: list[str], sweep: str, prompts: int) -> None:
         out["load_after_models"] = load()
         write_results("style", out)
         table("style reports", rows, ["model", "val_bpc", "temperature", "accuracy", "ceiling", "ratio", "margin",
-                                      "copied_median", "copied_max", "share_median", "best"])
+                                      "real_margin", "copied_median", "copied_max", "share_median", "best"])
 
 
 def main() -> None:
@@ -174,6 +183,7 @@ def main() -> None:
                     help="CORPUS:TOKENIZER:SECONDS,... for part 3")
     ap.add_argument("--sweep", default="temperature=0.5,0.8,1.1")
     ap.add_argument("--prompts", type=int, default=50)
+    ap.add_argument("--retrain", action="store_true", help="train the models again even when they exist")
     ap.add_argument("--keep", action="store_true", help="add to bench/results/style.json instead of starting over")
     args = ap.parse_args()
     use_home(args.home, "style-home")
@@ -185,7 +195,7 @@ def main() -> None:
         judge_part(out)
         write_results("style", out)
     if not args.judges:
-        model_part(out, [s for s in args.models.split(",") if s], args.sweep, args.prompts)
+        model_part(out, [s for s in args.models.split(",") if s], args.sweep, args.prompts, args.retrain)
     out["load_at_end"] = load()
     write_results("style", out)
 
