@@ -39,7 +39,11 @@ def serve_command(
                        max_body=max_body, cors_origins=tuple(cors_origin), model=model,
                        lenient=lenient)
     import uvicorn
+    from uvicorn.config import LOG_LEVELS
 
+    if log_level.lower() not in LOG_LEVELS:  # (uvicorn itself raises a KeyError from deep in its start)
+        fail(f"--log-level is one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
+    _check_bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     print(f"ghostwrite serving on http://{shown}:{port}/ (API: /v1, docs: /docs)"
           f"{'; keys: ' + ', '.join(sorted(keys)) if keys else ''}", flush=True)
@@ -51,3 +55,19 @@ def serve_command(
         from bot.api import create_app
 
         uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
+
+
+def _check_bind(host: str, port: int) -> None:
+    """An address that cannot be bound (in use, not this machine's, not an address) is one line, exit 2, before
+    uvicorn starts (it logs the error and exits 3 after starting the application). A bind that only then loses a
+    race is uvicorn's to report."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            s.bind(address)
+    except (OSError, UnicodeError, ValueError) as e:
+        fail(f"cannot serve on {host}:{port}: {getattr(e, 'strerror', None) or e}")
