@@ -187,6 +187,42 @@ def invoke_process(args: list[str], env: dict | None = None, input: str = "", li
                    p.stderr.decode("utf-8", "backslashreplace"), None)
 
 
+def invoke_server(args: list[str], env: dict | None = None, limit: float = 20.0) -> Outcome:
+    """`ghostwrite ARGS` for a command that serves until stopped, as its own process group (a server's worker
+    processes included): what it did within `limit` seconds. Still running then, it is stopped (SIGTERM, then
+    SIGKILL) and its code is None; nothing it started outlives the call."""
+    import signal
+    import subprocess
+    import sys
+
+    full = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
+    p = subprocess.Popen([sys.executable, "-m", "bot.cli", *args], env=full, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    code: int | None
+    try:
+        out, err = p.communicate(timeout=limit)
+        code = p.returncode
+    except subprocess.TimeoutExpired:
+        code = None
+        _signal_group(p.pid, signal.SIGTERM)
+        try:
+            out, err = p.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            _signal_group(p.pid, signal.SIGKILL)
+            out, err = p.communicate(timeout=15)
+    finally:
+        _signal_group(p.pid, signal.SIGKILL)  # whatever it started and left behind
+    return Outcome(list(args), code, out.decode("utf-8", "backslashreplace"),
+                   err.decode("utf-8", "backslashreplace"), None)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def sys_stdout():
     import sys
 

@@ -3,9 +3,10 @@ or 2, never a traceback, never a hang, an exit 2 is one line; a generation that 
 spooled, with a note on stderr).
 
 Commands are driven in this process through `bot.cli.run` (what the console script calls). The ones that
-train, start a job or connect to Discord (`HEAVY`) only have their command line parsed in the quick part
-(the option callbacks and ranges that refuse junk before any work); the `slow` part runs them for real,
-with everything but the value under test kept small. A few real subprocesses at the end check that the
+train, start a job or connect to Discord (`HEAVY`) and the ones that serve until stopped (`LONG_RUNNING`) only
+have their command line parsed in the quick part (the option callbacks and ranges that refuse junk before any
+work); the `slow` part runs them for real, with everything but the value under test kept small (a server in its
+own process group, stopped after a few seconds). A few real subprocesses at the end check that the
 console script itself keeps the contract.
 """
 
@@ -16,20 +17,29 @@ import subprocess
 import sys
 
 import pytest
-from battery import RUNS, check_generations, commands, examples, invoke, invoke_process, judge, values
+from battery import RUNS, check_generations, commands, examples, invoke, invoke_process, invoke_server, judge, values
 from hypothesis import assume, given, settings
 
 COMMANDS = commands()
 HEAVY = {("train",), ("retrain",), ("bot",), ("corpus", "get")}  # training, a job, Discord, downloads
+# Commands that serve until stopped: a value they accept starts a server that never returns, so they are never
+# drawn as a one-shot command. The quick part parses their command line; the slow part runs each in its own
+# process group and stops it after SERVING_S seconds: by then it has refused the value (one line, exit 2) or
+# says it is serving (battery.invoke_server).
+LONG_RUNNING = {("serve",)}
+SERVING_S = 20.0
 # required arguments, by name; per command where one name means something else there
 ARGS = {"model": "tiny", "prompt": "To be", "corpus": "{corpus}", "paths": "{corpus}", "name": "battery-corpus",
         "text": "king", "gen_id": "1", "user": "battery-nobody"}
 PER_COMMAND = {("models", "rm"): {"model": "battery-no-model"}, ("corpus", "rm"): {"name": "battery-no-corpus"},
+               # a text file is never an image: the shared tiny model's avatar is never written
+               ("models", "set-avatar"): {"image": "{corpus}"},
                ("retrain",): {"model": "battery-retrain", "corpus": "battery-no-corpus"}}
 # what keeps a run cheap and judgeable: a short generation as JSON, no confirmation to wait for
 BASE_OPTIONS = {("generate",): ["--length=8", "--json"], ("logs", "forget"): ["--yes"], ("eval",): ["--json"],
                 ("train",): ["--name=battery-train", "--preset=tiny", "--max-steps=1", "--max-time=3", "--batch-size=2",
-                             "--seq-len=8", "--json", "--quiet"]}
+                             "--seq-len=8", "--json", "--quiet"],
+                ("serve",): ["--port=0"]}  # any free port: never one another run holds
 CASES = [(path, p) for path, params in COMMANDS.items() for p in params if not p.flag]
 
 
@@ -90,6 +100,11 @@ def harmless(path, value) -> bool:
 
 def exercise(path, param, value, world, parse_only: bool, process: bool = False) -> None:
     args = command_line(path, param, value, world)
+    if path in LONG_RUNNING and not parse_only:
+        o = invoke_server(args, env={**world["env"], "GHOSTWRITE_API_KEYS": None}, limit=SERVING_S)
+        judge(o, codes=(0, 2, None))  # None: still serving when stopped
+        assert o.code is not None or "serving on" in o.out, str(o)
+        return
     if parse_only:
         import typer.main
 
@@ -110,7 +125,7 @@ def exercise(path, param, value, world, parse_only: bool, process: bool = False)
         check_generations(o, world)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c[0] not in HEAVY], ids=case_id)
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] not in HEAVY | LONG_RUNNING], ids=case_id)
 @settings(max_examples=examples(4), **RUNS)
 @given(value=values())
 def test_every_option_takes_any_value(case, value, world, monkeypatch):
@@ -120,7 +135,7 @@ def test_every_option_takes_any_value(case, value, world, monkeypatch):
     exercise(path, param, value, world, parse_only=False)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c[0] in HEAVY], ids=case_id)
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] in HEAVY | LONG_RUNNING], ids=case_id)
 @settings(max_examples=examples(6), **RUNS)
 @given(value=values())
 def test_heavy_commands_parse_any_value(case, value, world, monkeypatch):
@@ -130,7 +145,7 @@ def test_heavy_commands_parse_any_value(case, value, world, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", [c for c in CASES if c[0] not in HEAVY], ids=case_id)
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] not in HEAVY | LONG_RUNNING], ids=case_id)
 @settings(max_examples=examples(25), **RUNS)
 @given(value=values())
 def test_every_option_takes_any_value_long(case, value, world, monkeypatch):
@@ -141,7 +156,7 @@ def test_every_option_takes_any_value_long(case, value, world, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", [c for c in CASES if c[0] in HEAVY], ids=case_id)
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] in HEAVY | LONG_RUNNING], ids=case_id)
 @settings(max_examples=examples(4), **RUNS)
 @given(value=values())
 def test_heavy_commands_take_any_value_for_real(case, value, world, monkeypatch):
@@ -191,6 +206,28 @@ def test_the_battery_knows_every_command():
             if p.required and not p.opts:
                 assert p.name in {**ARGS, **PER_COMMAND.get(path, {})}, (path, p.name)
     assert len(CASES) >= 50
+    assert LONG_RUNNING <= set(COMMANDS) and HEAVY <= set(COMMANDS), "a command named here no longer exists"
+    assert "--port=0" in BASE_OPTIONS[("serve",)]  # a drawn value for another option never takes a fixed port
+
+
+def test_a_server_refuses_bad_input_at_once(world, monkeypatch):
+    """`serve` on a port another server holds exited 3 after uvicorn's log lines, and `--log-level abc` was a
+    KeyError traceback: both are one line, exit 2, before anything serves (each in its own process group,
+    stopped after SERVING_S seconds: a refusal that never comes fails instead of hanging)."""
+    import socket
+
+    monkeypatch.chdir(world["root"])
+    env = {**world["env"], "GHOSTWRITE_API_KEYS": None}
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        for args, needle in ((["serve", f"--port={port}"], "cannot serve on"),
+                             (["serve", "--port=0", "--log-level=abc"], "--log-level"),
+                             (["serve", "--port=0", "--host=192.0.2.1"], "without API keys")):
+            o = invoke_server(args, env=env, limit=SERVING_S)
+            judge(o)
+            assert o.code == 2 and needle in o.err and "serving on" not in o.out, str(o)
 
 
 @pytest.mark.parametrize("args", [
