@@ -174,33 +174,31 @@ def invoke(args: list[str], env: dict | None = None, input: str | bytes | None =
 
 def invoke_process(args: list[str], env: dict | None = None, input: str = "", limit: float = 300.0) -> Outcome:
     """`ghostwrite ARGS` as its own process (what needs real file descriptors: --nproc's workers)."""
-    import subprocess
-    import sys
-
-    full = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
-    try:
-        p = subprocess.run([sys.executable, "-m", "bot.cli", *args], env=full, input=input.encode("utf-8", "surrogateescape"),
-                           capture_output=True, timeout=limit)
-    except subprocess.TimeoutExpired:
-        raise AssertionError(f"ghostwrite {args!r} did not return within {limit:.0f} s (a hang)") from None
-    return Outcome(list(args), p.returncode, p.stdout.decode("utf-8", "backslashreplace"),
-                   p.stderr.decode("utf-8", "backslashreplace"), None)
+    o = _run_group(args, env, input, limit)
+    if o.code is None:
+        raise AssertionError(f"ghostwrite {args!r} did not return within {limit:.0f} s (a hang)")
+    return o
 
 
 def invoke_server(args: list[str], env: dict | None = None, limit: float = 20.0) -> Outcome:
-    """`ghostwrite ARGS` for a command that serves until stopped, as its own process group (a server's worker
-    processes included): what it did within `limit` seconds. Still running then, it is stopped (SIGTERM, then
-    SIGKILL) and its code is None; nothing it started outlives the call."""
+    """`ghostwrite ARGS` for a command that serves until stopped: what it did within `limit` seconds. Still
+    running then, it is stopped and its code is None."""
+    return _run_group(args, env, "", limit)
+
+
+def _run_group(args: list[str], env: dict | None, input: str, limit: float) -> Outcome:
+    """`ghostwrite ARGS` as its own process group (worker processes included), stopped (SIGTERM, then SIGKILL)
+    if it has not returned within `limit` seconds (code None); nothing it started outlives the call."""
     import signal
     import subprocess
     import sys
 
     full = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
-    p = subprocess.Popen([sys.executable, "-m", "bot.cli", *args], env=full, stdin=subprocess.DEVNULL,
+    p = subprocess.Popen([sys.executable, "-m", "bot.cli", *args], env=full, stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     code: int | None
     try:
-        out, err = p.communicate(timeout=limit)
+        out, err = p.communicate(input.encode("utf-8", "surrogateescape"), timeout=limit)
         code = p.returncode
     except subprocess.TimeoutExpired:
         code = None
