@@ -95,16 +95,21 @@ class GenerationRequest:
         if last:
             piece += self._decoder.flush()
         if piece:
-            before = len(self.text)
             self.text += piece
             cut = self._stop.feed(self.text)
-            if cut is not None:
+            if cut is not None:  # (a paragraph's cut falls before its last newline, which was held back)
                 self.text = self.text[:cut]
                 self.finish_reason = "length"
-                return self.text[before:], True
+                return self._hand_over(len(self.text)), True
         if last:
             self.finish_reason = "length"
-        return piece, last
+            return self._hand_over(len(self.text)), True
+        return self._hand_over(len(self.text) - self._stop.held(self.text)), False
+
+    def _hand_over(self, upto: int) -> str:
+        """The text from what the reader has up to `upto` (what a later cut can no longer take back)."""
+        out, self._sent = self.text[self._sent:upto], max(self._sent, upto)
+        return out
 
     # ---- stop strings, banned strings, bias strings (guard.py) ------------------------------------------
     def _guarded(self, token: int) -> tuple[str, bool]:
@@ -138,7 +143,7 @@ class GenerationRequest:
             self.finish_reason = reason
             out, self._sent = self.text[self._sent:], len(self.text)
             return out, True
-        safe = len(self.text) - g.held(self.text)
+        safe = len(self.text) - max(g.held(self.text), self._stop.held(self.text))
         if g.bans and safe < len(self.text):  # a rewind goes back a whole token: keep its start too
             safe = max([s.text_len for s in g.ring if s.text_len <= safe] + [self._sent])
         out, self._sent = self.text[self._sent:safe], max(self._sent, safe)

@@ -35,6 +35,7 @@ class Generation(GenerationRequest):
 
     def close(self) -> None:
         self._it.close()
+        self.text = self.text[: self._sent]  # what was read (not what was held back: a paragraph's newline)
 
     @torch.inference_mode()
     def _run(self):

@@ -42,6 +42,12 @@ class StopRule:
                 return cut
         return None
 
+    def held(self, text: str) -> int:
+        """How many characters at the end of `text` a later cut may still take back, so they are not handed
+        to the reader yet: a paragraph's newline, which the next one would make its break (the cut falls
+        before both). Every other unit cuts at the character that completes it, never before it."""
+        return 1 if self.unit == "paragraphs" and text.endswith("\n") else 0
+
     def _scan_words(self, text: str, i: int) -> int | None:
         ch = text[i]
         if ch.isspace():
