@@ -181,35 +181,52 @@ def invoke_process(args: list[str], env: dict | None = None, input: str = "", li
 
 
 def invoke_server(args: list[str], env: dict | None = None, limit: float = 20.0) -> Outcome:
-    """`ghostwrite ARGS` for a command that serves until stopped: what it did within `limit` seconds. Still
-    running then, it is stopped and its code is None."""
-    return _run_group(args, env, "", limit)
+    """`ghostwrite ARGS` for a command that serves until stopped: what it did until uvicorn says it is serving
+    (or within `limit` seconds). Still running then, it is stopped and its code is None."""
+    return _run_group(args, env, "", limit, serving=(b"Application startup complete",))
 
 
-def _run_group(args: list[str], env: dict | None, input: str, limit: float) -> Outcome:
+def _run_group(args: list[str], env: dict | None, input: str, limit: float, serving: tuple[bytes, ...] = ()) -> Outcome:
     """`ghostwrite ARGS` as its own process group (worker processes included), stopped (SIGTERM, then SIGKILL)
-    if it has not returned within `limit` seconds (code None); nothing it started outlives the call."""
+    if it has not returned within `limit` seconds, or once its stderr shows one of `serving` (code None);
+    nothing it started outlives the call. Output goes to files (no pipe to fill, readable while it runs)."""
     import signal
     import subprocess
     import sys
+    import tempfile
+    import time
 
     full = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
-    p = subprocess.Popen([sys.executable, "-m", "bot.cli", *args], env=full, stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    code: int | None
-    try:
-        out, err = p.communicate(input.encode("utf-8", "surrogateescape"), timeout=limit)
-        code = p.returncode
-    except subprocess.TimeoutExpired:
-        code = None
-        _signal_group(p.pid, signal.SIGTERM)
+    with tempfile.TemporaryDirectory(prefix="battery-run-") as tmp:
+        out_path, err_path, in_path = (Path(tmp) / n for n in ("out", "err", "in"))
+        in_path.write_bytes(input.encode("utf-8", "surrogateescape"))
+        with open(in_path, "rb") as fin, open(out_path, "wb") as fout, open(err_path, "wb") as ferr:
+            p = subprocess.Popen([sys.executable, "-m", "bot.cli", *args], env=full, stdin=fin, stdout=fout,
+                                 stderr=ferr, start_new_session=True)
+        code: int | None = None
         try:
-            out, err = p.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            _signal_group(p.pid, signal.SIGKILL)
-            out, err = p.communicate(timeout=15)
-    finally:
-        _signal_group(p.pid, signal.SIGKILL)  # whatever it started and left behind
+            deadline = time.monotonic() + limit
+            while time.monotonic() < deadline:
+                try:
+                    code = p.wait(timeout=0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if serving and any(s in err_path.read_bytes() for s in serving):
+                    break
+            if code is None:
+                _signal_group(p.pid, signal.SIGTERM)
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    _signal_group(p.pid, signal.SIGKILL)
+                    p.wait(timeout=15)
+        finally:
+            _signal_group(p.pid, signal.SIGKILL)  # whatever it started and left behind
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=15)
+        out, err = out_path.read_bytes(), err_path.read_bytes()
     return Outcome(list(args), code, out.decode("utf-8", "backslashreplace"),
                    err.decode("utf-8", "backslashreplace"), None)
 
