@@ -15,6 +15,8 @@ from battery import RUNS, check_generations, documented_env, examples, invoke, i
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from generator.env import flag as env_flag
+
 ENV = documented_env()
 GENERATE = ["generate", "--length=8", "--json", "--", "tiny", "To be"]
 # the command each variable steers; the rest steer generation
@@ -33,7 +35,7 @@ MORE = {"GHOSTWRITE_DATABASE_URL": ["sqlite://", "sqlite:////nonexistent/dir/x.d
         "GHOSTWRITE_RECIPE_MIRROR": ["http://127.0.0.1:9/", "file:///nonexistent", "file://{file}", "ftp://x"],
         "GHOSTWRITE_DISCORD_API_BASE": ["http://127.0.0.1:9/api", "ws://127.0.0.1:9", "http://", "notaurl"],
         "GHOSTWRITE_DISCORD_GATEWAY": ["ws://127.0.0.1:9/gateway", "http://127.0.0.1:9", "wss://"],
-        "DISCORD_TOKEN": ["a b", "a\tb", "tök"]}
+        "DISCORD_TOKEN": ["a b", "a\tb", "tök"], "GHOSTWRITE_METADATA_ONLY": ["1", "ON", "true", "no", "0"]}
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +88,27 @@ def run_with(name: str, value: str, world) -> None:
         assert o.code == 2, str(o)
     if args is GENERATE and o.code == 0 and name not in ("GHOSTWRITE_DATABASE_URL", "GHOSTWRITE_METADATA_ONLY"):
         check_generations(o, {"db": world["db"]})
+    if name == "GHOSTWRITE_METADATA_ONLY" and o.code == 0:
+        check_metadata_only(o, world, on=env_flag(name, False, {name: value}))
     if name == "GHOSTWRITE_DATABASE_URL" and o.code == 0:
         assert o.out.startswith("{") and ('"id": null' not in o.out or "not stored yet" in o.err), str(o)
+
+
+def check_metadata_only(o, world, on: bool) -> None:
+    """Metadata only: every printed generation is a row without its text; otherwise printed ⇔ stored."""
+    import json
+
+    from bot.store import Store
+
+    if not on:
+        check_generations(o, {"db": world["db"]})
+        return
+    printed = [json.loads(ln) for ln in o.out.splitlines() if ln.startswith("{")]
+    assert printed, str(o)
+    with Store(world["db"]) as store:
+        for g in printed:
+            row = store.get(g["id"]) if g["id"] is not None else None
+            assert g["id"] is None or (row is not None and not row.output and not row.prompt), str(o)
 
 
 def draw_and_run(name, data, world, monkeypatch) -> None:
