@@ -101,6 +101,8 @@ def test_a_paragraphs_newline_is_held_back_until_it_is_known_not_to_be_its_break
             assert "".join(pieces[0]) == direct.text == "".join(pieces[1]) == served.text
             assert not direct.text.endswith("\n") and direct.tokens_out == served.tokens_out
             ended_early += direct.tokens_out < 3000 and "\n\n" not in direct.text.strip("\n")
+            for g in (lm.generate("The ", s, logprobs=1), lm.serve("The ", s, logprobs=1)):
+                assert "".join(g) == g.text == "".join(e[0] for e in g.logprobs)  # (no entry for a newline cut)
     assert ended_early >= 4  # most of them ended at their paragraph's break, not at the cap
 
 

@@ -82,7 +82,17 @@ class GenerationRequest:
                 # the token's own text (a stop string's cut may end the text inside it, or before it)
                 decode = self._tokenizer.decode
                 self.logprobs.append((self.text[at:], lp, [(decode([t]), v) for t, v in top]))
+            if done and len(self.text) < at:  # the cut fell before this token (a paragraph's break, a stop
+                self._drop_entries_past_the_end(self.logprobs)  # string begun earlier): so do their entries
         return piece, done
+
+    def _drop_entries_past_the_end(self, entries: list) -> None:
+        extra = sum(len(e[0]) for e in entries) - len(self.text)
+        while extra > 0 and entries:
+            text, lp, top = entries.pop()
+            if len(text) > extra:  # a token the end falls inside keeps its part of the text
+                entries.append((text[: len(text) - extra], lp, top))
+            extra -= len(text)
 
     def _emit(self, token: int) -> tuple[str, bool]:
         if self.guard is not None:
