@@ -56,6 +56,17 @@ def test_dry_leaves_short_repeats_and_takes_the_longest_occurrence():
     assert adjusted(q, torch.zeros(6)).tolist() == [0.0] * 6
 
 
+def test_dry_takes_the_largest_penalty_for_a_repeat_longer_than_its_table():
+    # a loop of 600 tokens ("0 1 0 1 ..."): the repeat lengths pass the table's DRY_WINDOW + 1 entries
+    # (an IndexError in the loop before); the token that goes on with it gets the last (largest) penalty
+    p = proc(V=6, dry_multiplier=0.8, dry_base=1.75, dry_allowed_length=2)
+    for i in range(600):
+        p.observe(i % 2)
+    got = adjusted(p, torch.zeros(6))
+    assert got[0].item() == -p.extras.table[0, -1].item() and got[0].item() < -1e6
+    assert got[1:].tolist() == [0.0] * 5
+
+
 def test_dry_repeats_do_not_run_across_breakers(tiny_model):
     tok = generator.load("tiny").tokenizer
 

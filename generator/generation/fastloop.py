@@ -72,6 +72,7 @@ def _track(tok: Tensor, ex: List[Tensor], on: List[bool]) -> None:
         col = tok.view(-1, 1)
         grown = match.narrow(1, 0, W - 1) + 1
         grown.masked_fill_(hist.narrow(1, 1, W - 1) != col, 0)
+        grown.clamp_(max=ex[3].size(1) - 1)  # a repeat longer than the table takes its last (largest) penalty
         ex[2] = torch.cat([grown, torch.zeros_like(col)], 1)
         ex[1] = torch.cat([hist.narrow(1, 1, W - 1), ex[4].gather(1, col)], 1)
     if on[2]:  # ex[8][n, t]: the continuation bytes still expected after token t when n were
