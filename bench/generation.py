@@ -102,23 +102,21 @@ def load_lm(name: str, threads: int, quantize):
     return lm
 
 
-def concurrency_round(svc, n: int, n_tokens: int, seed0: int) -> dict:
-    from bot.service import Request
-
+def _threaded_round(n: int, open_stream, tokens_of) -> dict:
+    """n threads start together; thread i reads `open_stream(i)` to its end and `tokens_of(stream)` counts
+    what it wrote. Aggregate tokens/s over the wall time from the common start, and each first-token time."""
     barrier = threading.Barrier(n + 1)
     firsts, ends, toks = [None] * n, [None] * n, [0] * n
 
     def work(i):
         barrier.wait()
         t0 = time.perf_counter()
-        stream = svc.stream(Request(prompt=PROMPTS[i % len(PROMPTS)], settings=settings(n_tokens, seed0 + i),
-                                    source="cli"))
+        stream = open_stream(i)
         for _piece in stream:
             if firsts[i] is None:
                 firsts[i] = time.perf_counter() - t0
         ends[i] = time.perf_counter()
-        toks[i] = stream.result.tokens_out
-        assert stream.result.status == "complete", stream.result
+        toks[i] = tokens_of(stream)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
     for t in threads:
@@ -129,37 +127,30 @@ def concurrency_round(svc, n: int, n_tokens: int, seed0: int) -> dict:
         t.join()
     wall = max(ends) - start
     return {"tokens": sum(toks), "wall_s": wall, "agg_tok_s": sum(toks) / wall, "first_token_s": firsts}
+
+
+def concurrency_round(svc, n: int, n_tokens: int, seed0: int) -> dict:
+    from bot.service import Request
+
+    def open_stream(i):
+        return svc.stream(Request(prompt=PROMPTS[i % len(PROMPTS)], settings=settings(n_tokens, seed0 + i),
+                                  source="cli"))
+
+    def tokens_of(stream):
+        assert stream.result.status == "complete", stream.result
+        return stream.result.tokens_out
+
+    return _threaded_round(n, open_stream, tokens_of)
 
 
 def engine_round(lm, n: int, n_tokens: int, seed0: int, prepared=None) -> dict:
     """`concurrency_round` without the service: n threads read lm.serve() directly (no door, no store).
     `prepared(prompt, settings)`: the settings the service would run the request with (its door adds the
     model's and the tokenizer's defaults), made before the round starts, so both do the same work."""
-    barrier = threading.Barrier(n + 1)
-    firsts, ends, toks = [None] * n, [None] * n, [0] * n
     sets = [settings(n_tokens, seed0 + i) for i in range(n)]
     if prepared is not None:
         sets = [prepared(PROMPTS[i % len(PROMPTS)], s) for i, s in enumerate(sets)]
-
-    def work(i):
-        barrier.wait()
-        t0 = time.perf_counter()
-        g = lm.serve(PROMPTS[i % len(PROMPTS)], sets[i])
-        for _piece in g:
-            if firsts[i] is None:
-                firsts[i] = time.perf_counter() - t0
-        ends[i] = time.perf_counter()
-        toks[i] = g.tokens_out
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    wall = max(ends) - start
-    return {"tokens": sum(toks), "wall_s": wall, "agg_tok_s": sum(toks) / wall, "first_token_s": firsts}
+    return _threaded_round(n, lambda i: lm.serve(PROMPTS[i % len(PROMPTS)], sets[i]), lambda g: g.tokens_out)
 
 
 def service_vs_engine(lm, n: int, rounds: int, n_tokens: int, home) -> dict:
