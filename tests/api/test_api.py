@@ -12,28 +12,7 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
-from apiserver import assert_openai_error, holding, rows, running, wait_for  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def svc(tiny_model):
-    from bot.service import ContinuationService
-
-    with ContinuationService(workers=24) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def base(svc):
-    with running(service=svc) as url:
-        yield url
-
-
-@pytest.fixture
-def held(svc):
-    """`svc`'s streams hold after their first piece until the yielded event is set (apiserver.holding)."""
-    with holding(svc) as release:
-        yield release
+from apiserver import assert_openai_error, rows, wait_for  # noqa: E402
 
 
 def test_openai_client_lists_models_and_streams(base, svc):

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("fastapi")
 from apiserver import running  # noqa: E402
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def curl_commands() -> list[str]:

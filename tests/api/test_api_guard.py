@@ -15,30 +15,10 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
-from apiserver import assert_openai_error, holding, running, wait_for  # noqa: E402
+from apiserver import assert_openai_error, running, wait_for  # noqa: E402
 
 KEY = "k" * 24
 
-
-@pytest.fixture(scope="module")
-def svc(tiny_model):
-    from bot.service import ContinuationService
-
-    with ContinuationService(workers=24) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def base(svc):
-    with running(service=svc) as url:
-        yield url
-
-
-@pytest.fixture
-def held(svc):
-    """`svc`'s streams hold after their first piece until the yielded event is set (apiserver.holding)."""
-    with holding(svc) as release:
-        yield release
 
 
 def test_keys_rate_limit_and_caller(svc):
